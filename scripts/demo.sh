@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets up, builds sprout and runs its main workstation job on the bundled
+# example: the configuration ISO and admin credentials for examples/config-image.
+# The example is copied to target/demo/ so the repository stays clean.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --quiet --bin sprout
+work=target/demo/config-image
+mkdir -p "$work"
+cp examples/config-image/*.yaml "$work"/
+./target/debug/sprout create config-image --dir "$work"
+echo
+echo "Attach $work/imagebasedconfig.iso to the node as a CD-ROM (or write it to a USB stick)."
+echo "Once the node is configured: KUBECONFIG=$work/auth/kubeconfig oc get nodes"

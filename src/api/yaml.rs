@@ -1,0 +1,126 @@
+//! Strict decoding of the YAML input files.
+//!
+//! Unknown keys are errors (the types use `deny_unknown_fields`), and a
+//! decoding error is reported with the path of the field it happened at, so
+//! the user learns both the file and the key to fix.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use super::diag::Problem;
+
+/// Reads `dir/name` and decodes it strictly. A missing file, unreadable file
+/// or decoding error becomes one [`Problem`] naming the file.
+pub fn read_strict<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T, Problem> {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| Problem {
+        file: name.to_string(),
+        field: String::new(),
+        message: if e.kind() == std::io::ErrorKind::NotFound {
+            format!("missing: {name} is required in {}", dir.display())
+        } else {
+            format!("reading {}: {e}", path.display())
+        },
+    })?;
+    decode_strict(name, &text)
+}
+
+/// Decodes `text` (the content of the file `name`) strictly.
+pub fn decode_strict<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, Problem> {
+    if text.trim().is_empty() {
+        return Err(Problem {
+            file: name.to_string(),
+            field: String::new(),
+            message: "the file is empty".to_string(),
+        });
+    }
+    let de = yaml_serde::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // serde_path_to_error renders the root as ".".
+        let mut field = Some(e.path().to_string())
+            .filter(|f| f != ".")
+            .unwrap_or_default();
+        let mut message = e.into_inner().to_string();
+        // The YAML error repeats the path in front of its message.
+        if let Some((prefix, rest)) = message.split_once(": ")
+            && !prefix.contains(char::is_whitespace)
+            && (field.starts_with(prefix) || prefix.contains(['.', '[']))
+        {
+            message = rest.to_string();
+        }
+        // For an unknown key the path ends at its parent: name the key.
+        if let Some(key) = message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+            && !field.ends_with(key)
+        {
+            field = if field.is_empty() {
+                key.to_string()
+            } else {
+                format!("{field}.{key}")
+            };
+        }
+        Problem {
+            file: name.to_string(),
+            field,
+            message: describe_decode_error(&message),
+        }
+    })
+}
+
+/// Adds the fix to serde's terse messages where there is an obvious one.
+fn describe_decode_error(message: &str) -> String {
+    if message.starts_with("unknown field") {
+        format!("{message}; remove it or correct its spelling (keys are case-sensitive)")
+    } else {
+        message.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Outer {
+        #[allow(dead_code)]
+        inner: Option<Vec<Inner>>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        #[allow(dead_code)]
+        cidr: String,
+    }
+
+    #[test]
+    fn unknown_nested_key_names_its_path() {
+        let e = decode_strict::<Outer>("x.yaml", "inner:\n- cidr: a\n- cidrr: b\n").unwrap_err();
+        assert_eq!(e.file, "x.yaml", "{e:?}");
+        assert_eq!(e.field, "inner[1].cidrr");
+        assert!(e.message.starts_with("unknown field `cidrr`"), "{e:?}");
+        assert!(e.message.contains("correct its spelling"));
+    }
+
+    #[test]
+    fn wrong_type_names_its_path() {
+        let e = decode_strict::<Outer>("x.yaml", "inner:\n- cidr: [1]\n").unwrap_err();
+        assert_eq!(e.field, "inner[0].cidr");
+    }
+
+    #[test]
+    fn empty_file_is_a_problem() {
+        let e = decode_strict::<Outer>("x.yaml", "\n").unwrap_err();
+        assert_eq!(e.message, "the file is empty");
+    }
+
+    #[test]
+    fn missing_file_is_a_problem() {
+        let d = tempfile::tempdir().unwrap();
+        let e = read_strict::<Outer>(d.path(), "nope.yaml").unwrap_err();
+        assert!(e.message.starts_with("missing: nope.yaml is required"));
+    }
+}

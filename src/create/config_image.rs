@@ -1,0 +1,169 @@
+//! `create config-image`: the configuration ISO and the admin credentials.
+//!
+//! Everything is read and checked before anything is written: a run with bad
+//! input reports every problem at once and leaves `--dir` untouched. Outputs
+//! are written atomically; inputs are never deleted.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::extra_manifests::{self, ExtraManifest};
+use super::identity::{ClusterIdentity, Origin};
+use super::{kubeconfig, manifest};
+use crate::api::diag::{self, Problem};
+use crate::api::image_based_config::{self, ImageBasedConfig};
+use crate::api::install_config::{self, InstallConfig};
+use crate::api::seed_reconfig::BLOCK_DEVICE_LABEL;
+use crate::api::yaml;
+use crate::cli::ConfigImageArgs;
+use crate::host::fs::{
+    PUBLIC_MODE, SECRET_MODE, create_dir_with_mode, write_atomic, write_atomic_with,
+};
+use crate::iso::writer::{IsoTree, write_iso};
+
+pub const ISO_FILE: &str = "imagebasedconfig.iso";
+pub const AUTH_DIR: &str = "auth";
+pub const KUBECONFIG_FILE: &str = "kubeconfig";
+pub const PASSWORD_FILE: &str = "kubeadmin-password";
+
+/// Paths inside the ISO, as the first-boot agent expects them.
+pub const ISO_MANIFEST: &str = "cluster-configuration/manifest.json";
+pub const ISO_MANIFESTS_DIR: &str = "cluster-configuration/manifests";
+pub const ISO_MIRROR_SET: &str = "cluster-configuration/manifests/image-digest-mirror-set.json";
+pub const ISO_EXTRA_MANIFESTS_DIR: &str = "extra-manifests";
+
+/// What a successful run wrote.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub iso: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub kubeadmin_password: PathBuf,
+    pub identity: Origin,
+}
+
+/// The validated inputs of one run.
+struct Inputs {
+    install_config: InstallConfig,
+    image_based_config: ImageBasedConfig,
+    extra_manifests: Vec<ExtraManifest>,
+}
+
+pub fn run(args: &ConfigImageArgs) -> Result<Outputs> {
+    let dir = args.dir.as_path();
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a directory; pass --dir with the directory holding install-config.yaml and image-based-config.yaml",
+            dir.display()
+        );
+    }
+    let inputs = read_inputs(dir)?;
+    let ic = &inputs.install_config;
+    let (identity, origin) =
+        ClusterIdentity::load_or_generate(dir, &ic.metadata.name, args.regenerate)?;
+    match origin {
+        Origin::Generated => tracing::info!("generated a new cluster identity"),
+        Origin::Reused => tracing::info!(
+            "reusing the cluster identity saved in {}",
+            super::identity::STATE_FILE
+        ),
+    }
+
+    // Build every output in memory first.
+    let seed_reconfig = manifest::seed_reconfiguration(ic, &inputs.image_based_config, &identity)?;
+    let tree = iso_tree(
+        &seed_reconfig,
+        manifest::image_digest_mirror_set(ic),
+        &inputs.extra_manifests,
+    )?;
+    let kubeconfig = kubeconfig::admin_kubeconfig(
+        &ic.metadata.name,
+        &ic.base_domain,
+        &identity.api_crypto,
+        &identity.ingress_signer,
+    )?;
+
+    // The identity first: if a later write fails, the next run still
+    // produces outputs for the same cluster.
+    identity.save(dir)?;
+    let iso = dir.join(ISO_FILE);
+    write_atomic_with(&iso, PUBLIC_MODE, |f| {
+        write_iso(BLOCK_DEVICE_LABEL, &tree, f).context("writing the configuration ISO")
+    })?;
+    let auth = dir.join(AUTH_DIR);
+    create_dir_with_mode(&auth, 0o700)?;
+    let kubeconfig_path = auth.join(KUBECONFIG_FILE);
+    write_atomic(&kubeconfig_path, kubeconfig.as_bytes(), SECRET_MODE)?;
+    let password_path = auth.join(PASSWORD_FILE);
+    // No trailing newline, as upstream writes it.
+    write_atomic(
+        &password_path,
+        identity.kubeadmin_password.as_bytes(),
+        SECRET_MODE,
+    )?;
+    tracing::info!("Config-Image created in: {}", auth.display());
+    Ok(Outputs {
+        iso,
+        kubeconfig: kubeconfig_path,
+        kubeadmin_password: password_path,
+        identity: origin,
+    })
+}
+
+/// Reads and checks every input, collecting all problems.
+fn read_inputs(dir: &Path) -> Result<Inputs> {
+    let mut problems: Vec<Problem> = Vec::new();
+    let ic = yaml::read_strict::<InstallConfig>(dir, install_config::FILE)
+        .map_err(|p| problems.push(p))
+        .ok();
+    if let Some(ic) = &ic {
+        problems.extend(ic.validate());
+    }
+    let ibc = yaml::read_strict::<ImageBasedConfig>(dir, image_based_config::FILE)
+        .map_err(|p| problems.push(p))
+        .ok();
+    if let Some(ibc) = &ibc {
+        problems.extend(ibc.validate());
+    }
+    let extra = extra_manifests::read(dir)
+        .map_err(|p| problems.extend(p))
+        .ok();
+    diag::finish(problems)?;
+    match (ic, ibc, extra) {
+        (Some(install_config), Some(image_based_config), Some(extra_manifests)) => Ok(Inputs {
+            install_config,
+            image_based_config,
+            extra_manifests,
+        }),
+        // finish() returned Ok, so every reader succeeded.
+        _ => bail!("reading the inputs failed without a reported problem"),
+    }
+}
+
+fn iso_tree(
+    seed_reconfig: &crate::api::seed_reconfig::SeedReconfiguration,
+    mirror_set: Option<crate::api::seed_reconfig::ImageDigestMirrorSet>,
+    extra: &[ExtraManifest],
+) -> Result<IsoTree> {
+    let mut tree = IsoTree::new();
+    tree.add_file(
+        ISO_MANIFEST,
+        serde_json::to_vec(seed_reconfig).context("encoding manifest.json")?,
+    )?;
+    // Both directories exist even when empty: the agent lists them.
+    tree.add_dir(ISO_MANIFESTS_DIR)?;
+    tree.add_dir(ISO_EXTRA_MANIFESTS_DIR)?;
+    if let Some(ms) = mirror_set {
+        tree.add_file(
+            ISO_MIRROR_SET,
+            serde_json::to_vec(&ms).context("encoding the mirror set")?,
+        )?;
+    }
+    for m in extra {
+        tree.add_file(
+            &format!("{ISO_EXTRA_MANIFESTS_DIR}/{}", m.file_name),
+            m.contents.clone(),
+        )?;
+    }
+    Ok(tree)
+}

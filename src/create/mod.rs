@@ -1,0 +1,10 @@
+//! The workstation builders: `create config-image` (and later `create image`).
+
+pub mod config_image;
+pub mod crypto;
+pub mod extra_manifests;
+pub mod identity;
+pub mod kubeconfig;
+pub mod manifest;
+pub mod password;
+pub mod template;

@@ -1,0 +1,3 @@
+//! ISO9660 images: the writer used for the configuration ISO.
+
+pub mod writer;

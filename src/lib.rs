@@ -1,0 +1,13 @@
+//! sprout: image-based installation of single-node OpenShift.
+//!
+//! The library is the product; `main.rs` only parses the command line and
+//! dispatches. Folders are split by concern: `api` holds the wire formats and
+//! their validation, `iso` the ISO9660 writer, `create` the workstation
+//! builders and `host` everything that touches the machine.
+
+pub mod api;
+pub mod cli;
+pub mod create;
+pub mod host;
+pub mod iso;
+pub mod logging;
