@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing sprout needs on Debian 12, idempotently:
-# apt packages are installed only when missing. Rust comes from rustup
-# (edition 2024 needs Rust >= 1.88; Debian's cargo is too old).
+# the apt packages listed in scripts/apt/*.list (one a line, # comments) are
+# installed only when missing, and scripts/setup.d/*.sh run in order (each
+# must itself be idempotent). Rust comes from rustup (edition 2024 needs
+# Rust >= 1.88; Debian's cargo is too old).
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
 
-# Build: openssl crate (libssl-dev, pkg-config).
-# Tests: xorriso and isoinfo (genisoimage) read ISOs back, blkid (util-linux)
-# reads labels, openssl verifies certificates.
-PACKAGES=(pkg-config libssl-dev openssl xorriso genisoimage util-linux ca-certificates)
-
+mapfile -t packages < <(cat "$here"/apt/*.list | sed 's/#.*//' | tr -s ' \t' '\n' | sed '/^$/d' | sort -u)
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -25,3 +24,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust >= 1.88 with rustup (https://rustup.rs) and re-run" >&2
   exit 1
 fi
+
+for step in "$here"/setup.d/*.sh; do
+  [ -e "$step" ] || continue
+  bash "$step"
+done

@@ -11,3 +11,5 @@ pub mod create;
 pub mod host;
 pub mod iso;
 pub mod logging;
+pub mod postpivot;
+pub mod seed;

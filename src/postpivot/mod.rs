@@ -1,0 +1,1 @@
+//! The first-boot agent (`post-pivot`): configuration discovery and the reconfiguration steps.
