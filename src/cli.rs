@@ -31,6 +31,35 @@ pub enum Command {
     /// Build installation media on a workstation
     #[command(subcommand)]
     Create(CreateCommand),
+    /// Check seed images before they go to a factory
+    #[command(subcommand)]
+    Seed(SeedCommand),
+    /// Look into live ISOs
+    #[command(subcommand)]
+    Iso(IsoCommand),
+    /// First boot of an installed node: find the site configuration
+    #[command(
+        long_about = "First boot of an installed node (the installation-configuration.service \
+        job).\n\nFinds the site configuration: /opt/openshift/cluster-configuration if it is \
+        already there, else a disk or partition labelled cluster-config (or the legacy \
+        relocation-config), present at start or attached later; mounts it read-only, copies it \
+        to /opt/openshift and unmounts it. Gives up after --timeout seconds with a message \
+        saying what it saw.\n\nOnly this first step exists so far: pass --until discovered."
+    )]
+    PostPivot(PostPivotArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IsoCommand {
+    /// Print the Ignition config embedded in a live ISO (to check an
+    /// installation ISO before it goes to a factory)
+    ShowIgnition(ShowIgnitionArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShowIgnitionArgs {
+    /// The ISO, e.g. rhcos-ibi.iso
+    pub iso: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +79,31 @@ pub enum CreateCommand {
         out stays valid; --regenerate starts a new identity."
     )]
     ConfigImage(ConfigImageArgs),
+    /// Write a commented sample image-based-installation-config.yaml
+    ImageConfigTemplate(ConfigTemplateArgs),
+    /// Build the installation ISO (rhcos-ibi.iso) that installs a seed at the factory
+    #[command(
+        long_about = "Build the installation ISO that installs a seed at the factory.\n\n\
+        Reads image-based-installation-config.yaml (and optional post.sh, and install-config.yaml \
+        for dual-stack DHCP kernel arguments) from --dir, checks them, embeds an Ignition config into \
+        an RHCOS live ISO and writes rhcos-ibi.iso to --dir. The base ISO is --base-iso, else \
+        SPROUT_OS_IMAGE_OVERRIDE, else the RHCOS stream metadata (SPROUT_STREAM_URL), downloaded \
+        into ~/.cache/sprout and checked against its SHA-256 on every use."
+    )]
+    Image(ImageArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgs {
+    /// Directory holding the inputs; rhcos-ibi.iso is written there
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// RHCOS live ISO to start from (no download)
+    #[arg(long)]
+    pub base_iso: Option<PathBuf>,
+    /// Replace an Ignition config the base ISO already carries
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -71,4 +125,72 @@ pub struct ConfigImageArgs {
     /// password (kubeconfigs from earlier runs stop working)
     #[arg(long)]
     pub regenerate: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PostPivotArgs {
+    /// Stop after this step (required until the later steps exist)
+    #[arg(long, value_enum, value_name = "STEP")]
+    pub until: Option<PostPivotStep>,
+    /// Seconds to wait for the configuration medium before giving up
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub timeout: u64,
+    /// Directory to treat as / for the files read and written (for tests)
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+/// The steps of post-pivot that `--until` can stop after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PostPivotStep {
+    /// The configuration is in /opt/openshift/cluster-configuration
+    Discovered,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SeedCommand {
+    /// Check a seed image and show what a factory needs to know about it
+    #[command(
+        long_about = "Check a seed image and show what a factory needs to know about it.\n\n\
+        Reads the labels, the seed's files and every member of ostree.tgz, var.tgz and etc.tgz \
+        (without extracting), then prints the OpenShift version, the seed cluster, FIPS, proxy, \
+        container storage and the extraPartitionLabel it needs, the recert image, kernel \
+        arguments, sizes, and every problem found with what to do about it. Exits non-zero \
+        when the seed cannot be installed.\n\n\
+        SEED is docker://REGISTRY/REPO:TAG (copied with skopeo into --workdir first; \
+        registries.conf, certs.d and the auth file work as for podman), oci:DIR[:TAG], \
+        oci-archive:FILE[:TAG], or a directory holding a mounted seed image."
+    )]
+    Inspect(SeedInspectArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedInspectArgs {
+    /// docker://REF, oci:DIR[:TAG], oci-archive:FILE[:TAG], or a directory
+    pub seed: String,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Registry credentials, e.g. the pull secret (default: podman's)
+    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Directory of *.crt CAs and *.cert/*.key client certificates for the registry
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
+    /// Require HTTPS with verified certificates (--tls-verify=false allows neither)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// registries.conf to use instead of /etc/containers/registries.conf
+    #[arg(long, value_name = "FILE")]
+    pub registries_conf: Option<PathBuf>,
+    /// Where a docker:// seed is copied; needs room for the whole image
+    #[arg(long, value_name = "DIR", default_value = "/var/tmp")]
+    pub workdir: PathBuf,
+    /// The seedVersion the installation will ask for; a different seed is an error
+    #[arg(long, value_name = "VERSION")]
+    pub seed_version: Option<String>,
+    /// The extraPartitionLabel the installation will use; the seed must mount
+    /// its container storage from a partition with this label
+    #[arg(long, value_name = "LABEL")]
+    pub extra_partition_label: Option<String>,
 }

@@ -13,3 +13,7 @@ pub mod iso;
 pub mod logging;
 pub mod postpivot;
 pub mod seed;
+/// Synthetic seeds and a local registry for tests and benchmarks; not part
+/// of sprout's interface.
+#[doc(hidden)]
+pub mod testing;

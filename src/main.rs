@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sprout::cli::{Cli, Command, CreateCommand};
+use sprout::cli::{Cli, Command, CreateCommand, IsoCommand, SeedCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -12,6 +12,22 @@ fn main() -> ExitCode {
         Command::Create(CreateCommand::ConfigTemplate(args)) => {
             sprout::create::template::write_config_template(&args)
         }
+        Command::Create(CreateCommand::ImageConfigTemplate(args)) => {
+            sprout::create::image::template::write_image_config_template(&args)
+        }
+        Command::Create(CreateCommand::Image(args)) => {
+            sprout::create::image::run(&args).map(|iso| println!("iso: {}", iso.display()))
+        }
+        Command::Iso(IsoCommand::ShowIgnition(args)) => sprout::iso::show_ignition(&args.iso),
+        Command::Seed(SeedCommand::Inspect(args)) => {
+            sprout::seed::inspect::run(&args).and_then(|report| {
+                // The report goes to stdout even for an unusable seed.
+                print!("{}", report.render(args.json)?);
+                report.verdict()
+            })
+        }
+        Command::PostPivot(args) => sprout::postpivot::run(&args)
+            .map(|found| println!("configuration: {}", found.dir.display())),
         Command::Create(CreateCommand::ConfigImage(args)) => {
             sprout::create::config_image::run(&args).map(|out| {
                 // Data for scripts on stdout; messages went to stderr.

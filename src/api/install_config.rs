@@ -190,22 +190,12 @@ impl InstallConfig {
         } else if let Err(e) = validate::dns_subdomain(&self.base_domain) {
             p.invalid("baseDomain", &self.base_domain, &e);
         }
-        if self.pull_secret.is_empty() {
-            p.required("pullSecret", "you must specify a pullSecret");
-        } else if let Err(e) = validate::pull_secret(&self.pull_secret) {
-            // The value is a secret: never echo it.
-            p.add("pullSecret", format!("Invalid value: {e}"));
-        }
-        if !self.ssh_key.trim().is_empty()
-            && let Err(e) = validate::ssh_authorized_keys(&self.ssh_key)
-        {
-            p.invalid("sshKey", self.ssh_key.trim(), &e);
-        }
-        if !self.additional_trust_bundle.is_empty()
-            && let Err(e) = validate::trust_bundle(&self.additional_trust_bundle)
-        {
-            p.add("additionalTrustBundle", format!("Invalid value: {e}"));
-        }
+        validate::credentials(
+            &mut p,
+            &self.pull_secret,
+            &self.ssh_key,
+            &self.additional_trust_bundle,
+        );
         self.validate_platform(&mut p);
         self.validate_replicas(&mut p);
         self.validate_networking(&mut p);
@@ -341,7 +331,8 @@ impl InstallConfig {
     }
 }
 
-fn validate_proxy(p: &mut Problems, proxy: &Proxy) {
+/// Checks a proxy section (shared with the installation ISO's config).
+pub fn validate_proxy(p: &mut Problems, proxy: &Proxy) {
     if proxy.http_proxy.is_empty() && proxy.https_proxy.is_empty() {
         p.required("proxy", "must include httpProxy or httpsProxy");
     }

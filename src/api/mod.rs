@@ -1,9 +1,13 @@
 //! Wire formats of every input and output, with their validation.
 
 pub mod diag;
+pub mod ibi_config;
+pub mod ignition;
 pub mod image_based_config;
 pub mod install_config;
+pub mod installation_config;
 pub mod nmstate;
+pub mod seed_cluster_info;
 pub mod seed_reconfig;
 pub mod validate;
 pub mod yaml;

@@ -7,6 +7,32 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+/// The credential fields both install-config.yaml and
+/// image-based-installation-config.yaml carry.
+pub fn credentials(
+    p: &mut super::diag::Problems,
+    pull_secret_value: &str,
+    ssh_key: &str,
+    additional_trust_bundle: &str,
+) {
+    if pull_secret_value.is_empty() {
+        p.required("pullSecret", "you must specify a pullSecret");
+    } else if let Err(e) = pull_secret(pull_secret_value) {
+        // The value is a secret: never echo it.
+        p.add("pullSecret", format!("Invalid value: {e}"));
+    }
+    if !ssh_key.trim().is_empty()
+        && let Err(e) = ssh_authorized_keys(ssh_key)
+    {
+        p.invalid("sshKey", ssh_key.trim(), &e);
+    }
+    if !additional_trust_bundle.is_empty()
+        && let Err(e) = trust_bundle(additional_trust_bundle)
+    {
+        p.add("additionalTrustBundle", format!("Invalid value: {e}"));
+    }
+}
+
 /// RFC 1123 label: lower-case alphanumerics and `-`, starting and ending
 /// alphanumeric, at most 63 characters.
 pub fn dns_label(s: &str) -> Result<(), String> {

@@ -1,9 +1,11 @@
 //! The workstation builders: `create config-image` (and later `create image`).
 
+pub mod base_iso;
 pub mod config_image;
 pub mod crypto;
 pub mod extra_manifests;
 pub mod identity;
+pub mod image;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod password;

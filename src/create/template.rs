@@ -1,10 +1,10 @@
 //! `create config-template`: a commented sample image-based-config.yaml.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::api::image_based_config::FILE;
 use crate::cli::ConfigTemplateArgs;
-use crate::host::fs::{SECRET_MODE, create_dir_with_mode, write_atomic};
+use crate::host::fs::write_sample;
 
 /// The sample. It must stay valid input: a test decodes and validates it.
 pub const CONFIG_TEMPLATE: &str = r#"#
@@ -46,18 +46,7 @@ networkConfig:
 "#;
 
 pub fn write_config_template(args: &ConfigTemplateArgs) -> Result<()> {
-    let path = args.dir.join(FILE);
-    if path.exists() && !args.force {
-        bail!(
-            "{} already exists; edit it, or use --force to replace it with the sample",
-            path.display()
-        );
-    }
-    if !args.dir.exists() {
-        create_dir_with_mode(&args.dir, 0o755)?;
-    }
-    // 0600 like upstream: the file will hold the cluster's network details.
-    write_atomic(&path, CONFIG_TEMPLATE.as_bytes(), SECRET_MODE)?;
+    write_sample(&args.dir, FILE, CONFIG_TEMPLATE, args.force)?;
     tracing::info!("Config-Template created in: {}", args.dir.display());
     Ok(())
 }

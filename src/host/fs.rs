@@ -62,6 +62,23 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// Writes a sample input file `dir/name` (0600: samples become files with
+/// secrets or site details), refusing to replace an existing one unless
+/// `force`.
+pub fn write_sample(dir: &Path, name: &str, text: &str, force: bool) -> Result<()> {
+    let path = dir.join(name);
+    if path.exists() && !force {
+        anyhow::bail!(
+            "{} already exists; edit it, or use --force to replace it with the sample",
+            path.display()
+        );
+    }
+    if !dir.exists() {
+        create_dir_with_mode(dir, 0o755)?;
+    }
+    write_atomic(&path, text.as_bytes(), SECRET_MODE)
+}
+
 /// Creates `dir` (and parents) and sets its mode.
 pub fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;

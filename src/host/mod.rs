@@ -1,3 +1,7 @@
 //! Everything that touches the machine.
 
+pub mod command;
 pub mod fs;
+pub mod mount;
+pub mod systemd;
+pub mod udev;

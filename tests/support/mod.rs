@@ -94,3 +94,34 @@ pub fn extract_iso(iso: &Path) -> tempfile::TempDir {
     );
     out
 }
+
+/// Edits the YAML file `path` through a JSON value.
+pub fn edit_yaml(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, yaml_serde::to_string(&v).unwrap()).unwrap();
+}
+
+/// Runs sprout with `args` on bad input in `dir` and returns the problem
+/// lines; asserts exit status 1 and that nothing in `dir` changed.
+pub fn problems_of(args: &[&str], dir: &Path) -> Vec<String> {
+    let before = snapshot(dir);
+    let o = sprout(args);
+    assert!(!o.status.success(), "sprout {args:?} accepted bad input");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        before,
+        snapshot(dir),
+        "sprout {args:?} changed the directory although the input was bad"
+    );
+    let e = stderr(&o);
+    assert!(
+        e.contains("found in the input; nothing was written:"),
+        "{e}"
+    );
+    e.lines()
+        .filter_map(|l| l.strip_prefix("  - "))
+        .map(String::from)
+        .collect()
+}

@@ -1,0 +1,178 @@
+//! `create image`: the installation ISO, an RHCOS live ISO whose embedded
+//! Ignition config installs the seed when the machine boots it.
+//!
+//! Everything is checked before anything is written: the inputs, the base
+//! ISO's embed areas, and that the payload fits. The output is the base ISO
+//! copied (with `copy_file_range`, so reflinked where the filesystem can)
+//! into a temporary file, patched in place and renamed: bytes outside the
+//! embed areas are the base ISO's own.
+
+pub mod ignition_config;
+pub mod template;
+pub mod units;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use self::ignition_config::{Generated, IgnitionInputs};
+use super::base_iso::{self, BaseIsoOptions};
+use crate::api::diag::{self, Problem};
+use crate::api::install_config::{self, InstallConfig};
+use crate::api::installation_config::{self, InstallationConfig};
+use crate::api::yaml;
+use crate::cli::ImageArgs;
+use crate::host::fs::{PUBLIC_MODE, write_atomic_with};
+use crate::iso::embed::{self, CONFIG_IGN, KargsAreas};
+use crate::iso::iso9660::Iso9660;
+
+pub const ISO_FILE: &str = "rhcos-ibi.iso";
+pub const POST_SCRIPT: &str = "post.sh";
+
+struct Inputs {
+    config: InstallationConfig,
+    post_sh: Option<Vec<u8>>,
+    install_config: Option<InstallConfig>,
+}
+
+pub fn run(args: &ImageArgs) -> Result<PathBuf> {
+    let dir = args.dir.as_path();
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a directory; pass --dir with the directory holding {}",
+            dir.display(),
+            installation_config::FILE
+        );
+    }
+    let inputs = read_inputs(dir)?;
+    let generated = ignition_config::generate(&IgnitionInputs {
+        config: &inputs.config,
+        post_sh: inputs.post_sh.as_deref(),
+        install_config: inputs.install_config.as_ref(),
+    })?;
+    let opts = BaseIsoOptions::from_env(
+        args.base_iso.clone(),
+        inputs.config.architecture().rpm_arch(),
+    )?;
+    let base = base_iso::resolve(&opts)?;
+    let out = dir.join(ISO_FILE);
+    build_iso(&base, &out, &generated, args.force)?;
+    tracing::info!("Image-based installation ISO created: {}", out.display());
+    Ok(out)
+}
+
+fn read_inputs(dir: &Path) -> Result<Inputs> {
+    let mut problems: Vec<Problem> = Vec::new();
+    let config = yaml::read_strict::<InstallationConfig>(dir, installation_config::FILE)
+        .map_err(|p| problems.push(p))
+        .ok();
+    if let Some(c) = &config {
+        problems.extend(c.validate());
+    }
+    let post_path = dir.join(POST_SCRIPT);
+    let post_sh = match std::fs::read(&post_path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            problems.push(Problem {
+                file: POST_SCRIPT.into(),
+                field: String::new(),
+                message: format!("reading {}: {e}", post_path.display()),
+            });
+            None
+        }
+    };
+    // install-config.yaml is optional here: it only tells whether the
+    // cluster is dual-stack. When present it must be valid.
+    let install_config = if dir.join(install_config::FILE).exists() {
+        match yaml::read_strict::<InstallConfig>(dir, install_config::FILE) {
+            Ok(ic) => {
+                problems.extend(ic.validate());
+                Some(ic)
+            }
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    diag::finish(problems)?;
+    let config =
+        config.context("reading the installation config failed without a reported problem")?;
+    Ok(Inputs {
+        config,
+        post_sh,
+        install_config,
+    })
+}
+
+/// Checks the base ISO, then writes the patched copy to `out` atomically.
+pub fn build_iso(base: &Path, out: &Path, generated: &Generated, force: bool) -> Result<()> {
+    let mut src =
+        File::open(base).with_context(|| format!("opening the base ISO {}", base.display()))?;
+    let iso = Iso9660::open(&mut src)
+        .with_context(|| format!("reading the base ISO {}", base.display()))?;
+    let area = embed::ignition_area(&mut src, &iso)?;
+    let mut members: BTreeMap<String, Vec<u8>> =
+        embed::read_members(&embed::read_area(&mut src, area)?)
+            .with_context(|| format!("reading the Ignition embed area of {}", base.display()))?;
+    if members.contains_key(CONFIG_IGN) && !force {
+        bail!(
+            "{} already has an embedded Ignition config; start from a pristine RHCOS live ISO, or use --force to replace it",
+            base.display()
+        );
+    }
+    // Other members (e.g. network keyfiles from `coreos-installer iso
+    // customize`) stay, as coreos-installer keeps them.
+    let ign = serde_json::to_vec(&generated.ignition).context("encoding the Ignition config")?;
+    members.insert(CONFIG_IGN.to_string(), ign);
+    let payload = embed::build_payload(&members)?;
+    embed::check_fits(&payload, area)?;
+    let kargs = KargsAreas::for_iso(&mut src, &iso)?;
+    let new_kargs = match (&kargs, generated.live_kargs.is_empty()) {
+        (_, true) => None,
+        (None, false) => {
+            tracing::warn!(
+                "the base ISO has no kernel-argument areas (coreos/kargs.json); the live environment will not get {}",
+                generated.live_kargs.join(" ")
+            );
+            None
+        }
+        (Some(k), false) => {
+            let mut current = k.read(&mut src)?;
+            for karg in &generated.live_kargs {
+                if !current.split_whitespace().any(|a| a == karg) {
+                    current = format!("{current} {karg}");
+                }
+            }
+            Some(current.trim().to_string())
+        }
+    };
+
+    let size = src.metadata().context("reading the base ISO size")?.len();
+    tracing::info!(
+        "copying the base ISO ({} MiB) to {}",
+        size / (1024 * 1024),
+        out.display()
+    );
+    write_atomic_with(out, PUBLIC_MODE, |tmp| {
+        src.seek(SeekFrom::Start(0))
+            .context("rewinding the base ISO")?;
+        let copied = std::io::copy(&mut src, tmp).context("copying the base ISO")?;
+        if copied != size {
+            bail!(
+                "copied {copied} bytes of the base ISO, expected {size}; was it changed while being read?"
+            );
+        }
+        embed::write_area(tmp, area, &payload)?;
+        if let (Some(k), Some(text)) = (&kargs, &new_kargs) {
+            k.write(tmp, text)?;
+        }
+        Ok(())
+    })
+}
