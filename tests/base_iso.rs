@@ -427,6 +427,29 @@ fn persistent_server_errors_give_up_after_three_attempts() {
 }
 
 #[test]
+fn cached_iso_is_found_offline_through_the_kept_stream_metadata() {
+    let cache = tempfile::tempdir().unwrap();
+    let iso = iso_bytes(7);
+    let (opts, path) = {
+        let server = Server::start();
+        serve_stream_iso(&server, iso.clone(), &sha256(&iso));
+        let opts = options(&server, cache.path());
+        let path = resolve(&opts).unwrap();
+        (opts, path)
+    };
+    // The server is gone: the stream copy names the cached ISO, which is
+    // still verified against its checksum.
+    assert_eq!(resolve(&opts).unwrap(), path);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&path, b"damaged").unwrap();
+    let message = err(&opts);
+    assert!(
+        message.contains("to work offline, pass --base-iso"),
+        "{message}"
+    );
+}
+
+#[test]
 fn unreachable_stream_metadata_suggests_base_iso() {
     // A port nobody listens on: bind, note it, close.
     let port = TcpListener::bind("127.0.0.1:0")

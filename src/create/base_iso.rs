@@ -37,6 +37,8 @@ pub const DEFAULT_STREAM_URL: &str = "https://raw.githubusercontent.com/openshif
 pub const SUPPORTED_ARCHES: [&str; 2] = ["x86_64", "aarch64"];
 /// Where downloaded ISOs live, below the user cache directory.
 pub const IMAGE_CACHE_DIR: &str = "sprout/image_cache";
+/// Where the last good copy of each stream metadata URL is kept.
+pub const STREAM_CACHE_DIR: &str = "sprout/streams";
 
 /// Upstream's pause between download attempts.
 const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -132,7 +134,12 @@ pub fn resolve(opts: &BaseIsoOptions) -> Result<PathBuf> {
             );
             Source::from_override(url)?
         }
-        None => stream_source(&http, &opts.stream_url, arch)?,
+        None => stream_source(
+            &http,
+            &opts.stream_url,
+            arch,
+            &opts.cache_dir.join(STREAM_CACHE_DIR),
+        )?,
     };
     let dir = opts.cache_dir.join(IMAGE_CACHE_DIR);
     cached(&http, &source, &dir).with_context(|| {
@@ -249,16 +256,58 @@ struct Artifact {
     sha256: Option<String>,
 }
 
-fn stream_source(http: &Http, raw_url: &str, arch: &str) -> Result<Source> {
+/// The stream metadata names the ISO (and its checksum). Upstream builds it
+/// into the binary; sprout fetches it, so a copy of the last good fetch is
+/// kept: without network, the cached ISO is still found and verified.
+fn stream_source(http: &Http, raw_url: &str, arch: &str, stream_cache: &Path) -> Result<Source> {
     let url = http_url(raw_url).with_context(|| {
         format!("reading {STREAM_URL_ENV} (unset it to use {DEFAULT_STREAM_URL})")
     })?;
-    let text = http.get_text(&url).with_context(|| {
-        format!(
-            "fetching the CoreOS stream metadata {url} (to work offline, pass --base-iso with a CoreOS live ISO for {arch})"
-        )
-    })?;
-    iso_in_stream(&text, &url, arch)
+    let copy = stream_cache.join(stream_cache_name(&url));
+    match http.get_text(&url) {
+        Ok(text) => {
+            let source = iso_in_stream(&text, &url, arch)?;
+            // Only metadata that worked is kept; failing to keep it only
+            // costs the offline fallback.
+            let kept = fs::create_dir_all(stream_cache)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| crate::host::fs::write_atomic(&copy, text.as_bytes(), 0o644));
+            if let Err(e) = kept {
+                tracing::warn!("could not keep a copy of the stream metadata in {}: {e:#}", copy.display());
+            }
+            Ok(source)
+        }
+        Err(fetch_error) => match fs::read_to_string(&copy) {
+            Ok(text) => {
+                tracing::warn!(
+                    "could not fetch the CoreOS stream metadata {url} ({fetch_error:#}); using the copy from the last successful fetch, {}",
+                    copy.display()
+                );
+                iso_in_stream(&text, &url, arch)
+            }
+            Err(_) => Err(fetch_error).with_context(|| {
+                format!(
+                    "fetching the CoreOS stream metadata {url} (to work offline, pass --base-iso with a CoreOS live ISO for {arch})"
+                )
+            }),
+        },
+    }
+}
+
+/// A file name for the kept copy of the stream at `url`.
+fn stream_cache_name(url: &Url) -> String {
+    let safe: String = url
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}.json")
 }
 
 fn iso_in_stream(text: &str, url: &Url, arch: &str) -> Result<Source> {
