@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cli;
 pub mod create;
+pub mod hash;
 pub mod host;
 pub mod iso;
 pub mod logging;

@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::hash::{Sha256, hex, sha256};
 use anyhow::{Context, Result, bail};
-use sha2::{Digest as _, Sha256};
 
 /// A content digest `sha256:<64 hex>`. Only sha256 is accepted: it is what
 /// every registry and tool writes, and a checked hex string is safe to use
@@ -38,7 +38,7 @@ impl Digest {
     }
 
     pub fn of(bytes: &[u8]) -> Self {
-        Self(format!("sha256:{}", hex(&Sha256::digest(bytes))))
+        Self(format!("sha256:{}", hex(&sha256(bytes))))
     }
 }
 
@@ -46,15 +46,6 @@ impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// A byte range of a file: a blob inside an OCI archive, or a member of a
@@ -182,7 +173,7 @@ impl<R: Read> HashingReader<R> {
     /// Reads what is left, then returns the digest of everything read.
     pub fn finish(mut self) -> io::Result<(Digest, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        let hex = hex(&self.hasher.finalize());
+        let hex = hex(&self.hasher.finish());
         Ok((Digest(format!("sha256:{hex}")), self.count))
     }
 }

@@ -7,10 +7,10 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::hash::{Sha256, hex, sha256};
 use anyhow::{Context, Result};
 use flate2::write::GzEncoder;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
 
 /// How the layer blob is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +40,9 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A blob written into `layout/blobs/sha256/`: (digest, size).
 fn write_blob(layout: &Path, bytes: &[u8]) -> Result<(String, u64)> {
-    let hexd = hex(&Sha256::digest(bytes));
+    let hexd = hex(&sha256(bytes));
     let p = layout.join("blobs/sha256").join(&hexd);
     fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
     Ok((format!("sha256:{hexd}"), bytes.len() as u64))
@@ -92,7 +88,7 @@ pub fn write_layout(
         .into_inner()
         .map_err(|e| e.into_error())
         .context("flushing the layer")?;
-    let layer_digest = format!("sha256:{}", hex(&hasher.finalize()));
+    let layer_digest = format!("sha256:{}", hex(&hasher.finish()));
     fs::rename(&tmp, layout.join("blobs/sha256").join(&layer_digest[7..]))
         .context("naming the layer blob")?;
 
@@ -168,7 +164,7 @@ fn write_layer_tar<W: Write>(root: &Path, out: W) -> Result<(String, W)> {
     }
     let hashing = b.into_inner().context("finishing the layer")?;
     Ok((
-        format!("sha256:{}", hex(&hashing.hasher.finalize())),
+        format!("sha256:{}", hex(&hashing.hasher.finish())),
         hashing.inner,
     ))
 }

@@ -8,6 +8,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::hash::{Sha256, hex};
 use anyhow::{Context, Result, anyhow};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 use nix::errno::Errno;
@@ -47,7 +48,7 @@ pub(super) fn lock(path: &Path) -> Result<Flock<File>> {
 
 pub(super) fn sha256_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut hasher = openssl::sha::Sha256::new();
+    let mut hasher = Sha256::new();
     let mut buf = vec![0; COPY_BUFFER];
     loop {
         match file.read(&mut buf) {
@@ -58,10 +59,6 @@ pub(super) fn sha256_file(path: &Path) -> Result<String> {
         }
     }
     Ok(hex(&hasher.finish()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why one download attempt failed: worth another attempt or not.
@@ -206,7 +203,7 @@ fn download_once(
         .mode(0o600)
         .open(tmp)
         .map_err(|e| fatal(e, "creating"))?;
-    let mut hasher = openssl::sha::Sha256::new();
+    let mut hasher = Sha256::new();
     let mut buf = vec![0; COPY_BUFFER];
     let mut total: u64 = 0;
     loop {
