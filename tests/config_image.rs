@@ -48,6 +48,24 @@ fn cn(cert: &X509) -> String {
     e.data().to_string().unwrap()
 }
 
+/// `openssl verify` accepts the certificate `client_pem` against `ca_pem`.
+fn assert_openssl_verifies(ca_pem: &str, client_pem: &[u8]) {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("ca.pem"), ca_pem).unwrap();
+    std::fs::write(t.path().join("client.pem"), client_pem).unwrap();
+    let o = Command::new("openssl")
+        .args(["verify", "-CAfile", "ca.pem", "client.pem"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn key_matches(cert: &X509, key_pem: &str) -> bool {
     let key = PKey::private_key_from_pem(key_pem.as_bytes()).unwrap();
     cert.public_key().unwrap().public_eq(&key)
@@ -247,20 +265,7 @@ fn credentials_verify_with_openssl() {
         m["KubeconfigCryptoRetention"]["KubeAPICrypto"]["ClientAuthCrypto"]["admin_ca_certificate"]
             .as_str()
             .unwrap();
-    let t = tempfile::tempdir().unwrap();
-    std::fs::write(t.path().join("ca.pem"), admin_ca).unwrap();
-    std::fs::write(t.path().join("client.pem"), &client_pem).unwrap();
-    let o = Command::new("openssl")
-        .args(["verify", "-CAfile", "ca.pem", "client.pem"])
-        .current_dir(t.path())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "openssl verify: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_openssl_verifies(admin_ca, &client_pem);
     let client = X509::from_pem(&client_pem).unwrap();
     assert_eq!(cn(&client), "system:admin");
     assert!(key_matches(
@@ -366,15 +371,7 @@ fn identity_is_kept_across_runs() {
         )
         .unwrap();
     let ca2 = m2["KubeconfigCryptoRetention"]["KubeAPICrypto"]["ClientAuthCrypto"]["admin_ca_certificate"].as_str().unwrap();
-    let t = tempfile::tempdir().unwrap();
-    std::fs::write(t.path().join("ca.pem"), ca2).unwrap();
-    std::fs::write(t.path().join("client.pem"), &client).unwrap();
-    let ok = Command::new("openssl")
-        .args(["verify", "-CAfile", "ca.pem", "client.pem"])
-        .current_dir(t.path())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    assert_openssl_verifies(ca2, &client);
 
     build(d.path(), &["--regenerate"]);
     let (_x3, m3) = manifest_from_iso(d.path());
