@@ -47,27 +47,11 @@ fn one_line(s: &str) -> String {
         .join(" ")
 }
 
-/// Renders `config` as upstream stores it: YAML with keys sorted at every
-/// level, two-space indent, list dashes not indented. Consumers parse the
-/// YAML, but matching the upstream text keeps outputs comparable.
+/// Renders `config` as upstream stores it: go-yaml v2's text (keys in its
+/// order, two-space indent, list dashes not indented, and strings a YAML 1.1
+/// reader would mistake quoted, as `mac-address: "52:54:00:12:34:56"`).
 pub fn normalized_yaml(config: &Value) -> Result<String, String> {
-    yaml_serde::to_string(&sorted(config)).map_err(|e| format!("cannot be encoded as YAML: {e}"))
-}
-
-fn sorted(v: &Value) -> Value {
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            Value::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), sorted(&map[k])))
-                    .collect(),
-            )
-        }
-        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-        other => other.clone(),
-    }
+    Ok(super::go_yaml::to_string(config))
 }
 
 /// True when the config is absent in effect (`null`, `{}`).
@@ -92,6 +76,15 @@ mod tests {
         assert_eq!(
             normalized_yaml(&v).unwrap(),
             "interfaces:\n- ipv4:\n    address:\n    - ip: 192.168.122.2\n      prefix-length: 23\n    dhcp: false\n    enabled: true\n  name: eth0\n  state: up\n  type: ethernet\n"
+        );
+    }
+
+    #[test]
+    fn mac_address_is_quoted_as_upstream_quotes_it() {
+        let v = yaml("interfaces:\n- name: eth0\n  mac-address: 52:54:00:12:34:56\n");
+        assert_eq!(
+            normalized_yaml(&v).unwrap(),
+            "interfaces:\n- mac-address: \"52:54:00:12:34:56\"\n  name: eth0\n"
         );
     }
 

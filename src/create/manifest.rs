@@ -55,18 +55,7 @@ pub fn seed_reconfiguration(
         sr.chrony_config = conf;
     }
     if !ic.additional_trust_bundle.is_empty() {
-        sr.additional_trust_bundle.user_ca_bundle = ic.additional_trust_bundle.clone();
-        // The installer defaults an unset policy to Proxyonly.
-        let policy = ic
-            .additional_trust_bundle_policy
-            .unwrap_or(TrustBundlePolicy::Proxyonly);
-        if policy == TrustBundlePolicy::Always || ic.proxy.is_some() {
-            sr.additional_trust_bundle = AdditionalTrustBundle {
-                user_ca_bundle: ic.additional_trust_bundle.clone(),
-                proxy_configmap_name: USER_CA_BUNDLE_CONFIGMAP.to_string(),
-                proxy_configmap_bundle: ic.additional_trust_bundle.clone(),
-            };
-        }
+        sr.additional_trust_bundle = trust_bundle(ic);
     }
     let api = &id.api_crypto;
     sr.kubeconfig_crypto_retention = KubeConfigCryptoRetention {
@@ -88,7 +77,50 @@ pub fn seed_reconfiguration(
                 .context("reading the ingress signer's common name")?,
         },
     };
+    fill_legacy_fields(&mut sr);
     Ok(sr)
+}
+
+/// Writes the single-valued keys that lca-cli 4.16–4.19 read next to the
+/// list keys that 4.20 added (`machine_network` beside `machine_networks`,
+/// `node_ip` beside `node_ips`). Those releases drop the list keys unread;
+/// 4.20 and later prefer the lists when both are present. Without
+/// `machine_network` an older post-pivot writes no node-IP hint and fails
+/// with a proxy ("machineNetwork is empty"). See docs/compatibility.md.
+pub fn fill_legacy_fields(sr: &mut SeedReconfiguration) {
+    if let Some(first) = sr.machine_networks.first() {
+        sr.machine_network = first.clone();
+    }
+    if let Some(first) = sr.node_ips.first() {
+        sr.node_ip = first.clone();
+    }
+}
+
+/// `additionalTrustBundle` as the installer writes it. The bundle always
+/// goes to `userCaBundle`; it also becomes the proxy's trusted CA
+/// (`proxyConfigmapName: user-ca-bundle`) only when the policy is `Always`,
+/// or `Proxyonly` given explicitly with a proxy. The installer defaults an
+/// unset policy on a copy it validates, not on the one it writes from, so
+/// an unset policy never names the config map (see docs/compatibility.md).
+fn trust_bundle(ic: &InstallConfig) -> AdditionalTrustBundle {
+    let bundle = &ic.additional_trust_bundle;
+    let for_proxy = match ic.additional_trust_bundle_policy {
+        Some(TrustBundlePolicy::Always) => true,
+        Some(TrustBundlePolicy::Proxyonly) => ic.proxy.is_some(),
+        None => false,
+    };
+    if for_proxy {
+        AdditionalTrustBundle {
+            user_ca_bundle: bundle.clone(),
+            proxy_configmap_name: USER_CA_BUNDLE_CONFIGMAP.to_string(),
+            proxy_configmap_bundle: bundle.clone(),
+        }
+    } else {
+        AdditionalTrustBundle {
+            user_ca_bundle: bundle.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 fn non_empty_or(preferred: &str, fallback: &str) -> String {
