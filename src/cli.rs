@@ -125,6 +125,10 @@ pub struct ConfigImageArgs {
     /// password (kubeconfigs from earlier runs stop working)
     #[arg(long)]
     pub regenerate: bool,
+    /// OpenShift version of the seed the ISO is for (e.g. 4.18.7): refuse
+    /// settings that release's lca-cli cannot apply
+    #[arg(long, value_name = "X.Y.Z")]
+    pub seed_version: Option<crate::create::seed_version::OcpVersion>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -71,6 +71,7 @@ pub fn run(args: &ConfigImageArgs) -> Result<Outputs> {
 
     // Build every output in memory first.
     let seed_reconfig = manifest::seed_reconfiguration(ic, &inputs.image_based_config, &identity)?;
+    super::seed_version::check_and_warn(&seed_reconfig, args.seed_version.as_ref())?;
     let tree = iso_tree(
         &seed_reconfig,
         manifest::image_digest_mirror_set(ic),

@@ -9,4 +9,5 @@ pub mod image;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod password;
+pub mod seed_version;
 pub mod template;
