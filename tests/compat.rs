@@ -54,7 +54,12 @@ fn schemas() -> Vec<(Schema, &'static str)> {
         .iter()
         .map(|(release, version)| {
             let path = repo().join(format!("tests/compat/schema/{release}.keys"));
-            (Schema::load(release, &path), *version)
+            let schema = Schema::load(release, &path);
+            assert!(
+                schema.max_machine_networks > 0 && !schema.machine_networks_from.is_empty(),
+                "{release}: @machine-networks / @max-machine-networks missing"
+            );
+            (schema, *version)
         })
         .collect()
 }
@@ -304,6 +309,60 @@ fn seed_version_must_be_a_version() {
         );
     }
     assert_eq!(before, snapshot(dir.path()));
+}
+
+/// `ibi-configuration.json` of the bundled `examples/image`, as `create
+/// image` embeds it, decoded by each release's `lca-cli ibi`: the required
+/// keys carry the inputs, every key with a release-specific default is
+/// written explicitly, and what a release drops is exactly what it predates.
+#[test]
+fn ibi_configuration_serves_every_release() {
+    use sprout::api::installation_config::{FILE, InstallationConfig};
+    use sprout::create::image::ignition_config::{IgnitionInputs, generate};
+
+    let dir = repo().join("examples/image");
+    let text = std::fs::read_to_string(dir.join(FILE)).unwrap();
+    let config: InstallationConfig = sprout::api::yaml::decode_strict(FILE, &text).unwrap();
+    let post = std::fs::read(dir.join("post.sh")).unwrap();
+    let generated = generate(&IgnitionInputs {
+        config: &config,
+        post_sh: Some(&post),
+        install_config: None,
+    })
+    .unwrap();
+    let doc: Value =
+        serde_json::from_str(&generated.ibi_config.to_file_contents().unwrap()).unwrap();
+    let input: Value = yaml_serde::from_str(&text).unwrap();
+    for (release, _) in RELEASES {
+        let schema = Schema::load(
+            release,
+            &repo().join(format!("tests/compat/ibiconfig/{release}.keys")),
+        );
+        let d = schema
+            .decode(&doc)
+            .unwrap_or_else(|e| panic!("{release}: Go would fail to decode: {e}"));
+        for key in &schema.required {
+            assert!(
+                d.str(key)
+                    .is_some_and(|v| !v.is_empty() && Some(v) == input[key].as_str()),
+                "{release}: {key} missing or not the input's"
+            );
+        }
+        for (key, _) in &schema.defaults {
+            assert!(
+                d.get(key).is_some(),
+                "{release}: {key} left to the release's default"
+            );
+        }
+        let mut dropped = d.dropped.clone();
+        dropped.sort();
+        let expected: &[&str] = match *release {
+            "release-4.16" => &["coreosInstallerArgs", "releaseRegistry"],
+            "release-4.17" => &["coreosInstallerArgs"],
+            _ => &[],
+        };
+        assert_eq!(dropped, expected, "{release}");
+    }
 }
 
 /// Every schema fixture is listed in tests/compat/INDEX, and every release

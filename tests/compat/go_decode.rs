@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Int,
+    Uint,
+    Bool,
     Str,
     StrList,
     StrMap,
@@ -30,6 +32,10 @@ pub struct Schema {
     pub node_ips_from: Vec<String>,
     /// How many machine networks this release can apply.
     pub max_machine_networks: usize,
+    /// Keys the release's Validate() requires to be non-empty.
+    pub required: Vec<String>,
+    /// Keys SetDefaultValues() fills when empty, with the default.
+    pub defaults: Vec<(String, String)>,
 }
 
 /// The decoded struct: the value of every field that was set, by path.
@@ -66,6 +72,8 @@ impl Schema {
             machine_networks_from: Vec::new(),
             node_ips_from: Vec::new(),
             max_machine_networks: 0,
+            required: Vec::new(),
+            defaults: Vec::new(),
         };
         for line in text
             .lines()
@@ -80,9 +88,15 @@ impl Schema {
                     s.node_ips_from = keys.iter().map(|k| k.to_string()).collect()
                 }
                 ["@max-machine-networks", n] => s.max_machine_networks = n.parse().unwrap(),
+                ["@required", keys @ ..] => {
+                    s.required = keys.iter().map(|k| k.to_string()).collect()
+                }
+                ["@default", key, value] => s.defaults.push((key.to_string(), value.to_string())),
                 [key, ty] => {
                     let kind = match *ty {
                         "int" => Kind::Int,
+                        "uint" => Kind::Uint,
+                        "bool" => Kind::Bool,
                         "string" => Kind::Str,
                         "[]string" => Kind::StrList,
                         "map[string]string" => Kind::StrMap,
@@ -101,11 +115,6 @@ impl Schema {
                 _ => panic!("{}: bad line {line:?}", path.display()),
             }
         }
-        assert!(
-            s.max_machine_networks > 0 && !s.machine_networks_from.is_empty(),
-            "{}: directives missing",
-            path.display()
-        );
         s
     }
 
@@ -144,6 +153,16 @@ impl Schema {
             match kind {
                 Kind::Int => {
                     if !(value.is_i64() || value.is_u64()) {
+                        return Err(mismatch());
+                    }
+                }
+                Kind::Uint => {
+                    if !value.is_u64() {
+                        return Err(mismatch());
+                    }
+                }
+                Kind::Bool => {
+                    if !value.is_boolean() {
                         return Err(mismatch());
                     }
                 }
