@@ -189,3 +189,61 @@ pub fn image_digest_mirror_set(ic: &InstallConfig) -> Option<ImageDigestMirrorSe
         status: serde_json::Map::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ic(policy: Option<TrustBundlePolicy>, proxy: bool) -> InstallConfig {
+        let mut ic: InstallConfig = yaml_serde::from_str("{}").unwrap();
+        ic.additional_trust_bundle = "PEM".into();
+        ic.additional_trust_bundle_policy = policy;
+        ic.proxy = proxy.then(Proxy::default);
+        ic
+    }
+
+    /// The installer's rule: the proxy's trusted CA is named only for
+    /// `Always`, or an explicit `Proxyonly` with a proxy.
+    #[test]
+    fn trust_bundle_follows_the_installer() {
+        use TrustBundlePolicy::{Always, Proxyonly};
+        for (policy, proxy, named) in [
+            (None, false, false),
+            (None, true, false),
+            (Some(Proxyonly), false, false),
+            (Some(Proxyonly), true, true),
+            (Some(Always), false, true),
+            (Some(Always), true, true),
+        ] {
+            let got = trust_bundle(&ic(policy, proxy));
+            assert_eq!(got.user_ca_bundle, "PEM");
+            let (name, bundle) = if named {
+                ("user-ca-bundle", "PEM")
+            } else {
+                ("", "")
+            };
+            assert_eq!(
+                (
+                    got.proxy_configmap_name.as_str(),
+                    got.proxy_configmap_bundle.as_str()
+                ),
+                (name, bundle),
+                "{policy:?} proxy={proxy}"
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_keys_take_the_first_entry() {
+        let mut sr = SeedReconfiguration {
+            machine_networks: vec!["10.0.0.0/24".into(), "fd00::/64".into()],
+            ..Default::default()
+        };
+        fill_legacy_fields(&mut sr);
+        assert_eq!(sr.machine_network, "10.0.0.0/24");
+        assert_eq!(sr.node_ip, "");
+        sr.node_ips = vec!["10.0.0.5".into()];
+        fill_legacy_fields(&mut sr);
+        assert_eq!(sr.node_ip, "10.0.0.5");
+    }
+}

@@ -121,7 +121,7 @@ pub fn requirements(sr: &SeedReconfiguration) -> Vec<Requirement> {
     if sr.node_ips.len() > 1 {
         out.push(Requirement {
             since: DUAL_STACK_SINCE,
-            file: install_config::FILE,
+            file: crate::create::config_image::ISO_MANIFEST,
             field: "node_ips",
             what: format!(
                 "{} node IPs ({})",
