@@ -6,6 +6,10 @@
 //! Two struct-typed members (`additionalTrustBundle` and
 //! `KubeconfigCryptoRetention`) are always present, as Go emits them even
 //! when empty. Readers must not depend on key order (LCA does not).
+//!
+//! Every key any lca-cli from 4.16 on reads is kept, including the
+//! single-valued `machine_network` and `node_ip` that releases before 4.20
+//! read instead of the lists (docs/compatibility.md).
 
 use std::collections::BTreeMap;
 
@@ -39,10 +43,12 @@ pub struct SeedReconfiguration {
     pub kubeadmin_password_hash: String,
     #[serde(rename = "KubeconfigCryptoRetention", default)]
     pub kubeconfig_crypto_retention: KubeConfigCryptoRetention,
+    /// Read by lca-cli 4.16–4.19 only; the first of `machine_networks`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub machine_network: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub machine_networks: Vec<String>,
+    /// Read by lca-cli 4.16–4.19 only; the first of `node_ips`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node_ip: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
