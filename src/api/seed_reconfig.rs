@@ -43,12 +43,14 @@ pub struct SeedReconfiguration {
     pub kubeadmin_password_hash: String,
     #[serde(rename = "KubeconfigCryptoRetention", default)]
     pub kubeconfig_crypto_retention: KubeConfigCryptoRetention,
-    /// Read by lca-cli 4.16–4.19 only; the first of `machine_networks`.
+    /// What lca-cli 4.16–4.19 read (4.20+ only when the list is empty): the
+    /// first of `machine_networks`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub machine_network: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub machine_networks: Vec<String>,
-    /// Read by lca-cli 4.16–4.19 only; the first of `node_ips`.
+    /// What lca-cli 4.16–4.19 read (4.20+ only when the list is empty): the
+    /// first of `node_ips`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node_ip: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
