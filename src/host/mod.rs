@@ -4,5 +4,6 @@ pub mod command;
 pub mod disk;
 pub mod fs;
 pub mod mount;
+pub mod ostree;
 pub mod systemd;
 pub mod udev;
