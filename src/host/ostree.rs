@@ -166,16 +166,23 @@ impl OstreeSysroot {
             .with_context(|| format!("reloading the ostree sysroot {}", self.path.display()))
     }
 
-    /// True when the sysroot's repository holds the commit `checksum`.
+    /// True when the sysroot's repository holds the whole commit
+    /// `checksum` (an interrupted import leaves it marked partial).
     pub fn has_commit(&self, checksum: &str) -> Result<bool> {
-        self.sysroot
-            .repo()
+        let repo = self.sysroot.repo();
+        let ctx = || format!("looking for commit {checksum} in {}", self.path.display());
+        if !repo
             .has_object(
                 ::ostree::ObjectType::Commit,
                 checksum,
                 gio::Cancellable::NONE,
             )
-            .with_context(|| format!("looking for commit {checksum} in {}", self.path.display()))
+            .with_context(ctx)?
+        {
+            return Ok(false);
+        }
+        let (_, state) = repo.load_commit(checksum).with_context(ctx)?;
+        Ok(!state.contains(::ostree::RepoCommitState::PARTIAL))
     }
 
     /// Imports every ref of the repository at `source` (an extracted seed

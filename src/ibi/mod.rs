@@ -3,3 +3,4 @@
 //! ostree sysroot. The step list and CLI build on these (docs/ibi-design.md).
 
 pub mod config;
+pub mod restore;
