@@ -71,6 +71,19 @@ fn seed_restored_end_to_end_and_every_check_then_says_done() {
     let var = restore_var(&seed, &sysroot, &s, &opts).unwrap();
     assert!(is_var_restored(&seed, &sysroot, &s));
     assert_eq!(var.xattrs_skipped, 0, "{var:?}");
+    // The agent: the seed's lca-cli came with var.tgz; sprout replaces it.
+    let me = std::env::current_exe().unwrap();
+    let agent = crate::ibi::agent::agent_path(&sysroot, &s);
+    assert!(
+        fs::read_to_string(&agent)
+            .unwrap()
+            .contains("synthetic lca-cli")
+    );
+    assert!(!crate::ibi::agent::is_agent_installed(&sysroot, &s, &me).unwrap());
+    crate::ibi::agent::install_agent(&sysroot, &s, &me).unwrap();
+    assert!(crate::ibi::agent::is_agent_installed(&sysroot, &s, &me).unwrap());
+    assert_eq!(fs::read(&agent).unwrap(), fs::read(&me).unwrap());
+    assert_eq!(fs::metadata(&agent).unwrap().mode() & 0o7777, 0o755);
     // C.16
     assert!(
         dep.dir.join(DELETED_ETC_FILE).exists(),
