@@ -317,7 +317,12 @@ impl OstreeSysroot {
             };
             self.sysroot
                 .write_deployments_with_options(&all, &write, gio::Cancellable::NONE)
-                .with_context(|| format!("writing the boot entries in {}", self.path.display()))
+                .with_context(|| format!("writing the boot entries in {}", self.path.display()))?;
+            // What `ostree admin deploy --no-prune` does next: old boot
+            // entries and unreferenced deployments go, the repo is not pruned.
+            self.sysroot
+                .prepare_cleanup(gio::Cancellable::NONE)
+                .with_context(|| format!("cleaning up old boot entries in {}", self.path.display()))
         })?;
         self.reload()?;
         self.deployment_of(s)?

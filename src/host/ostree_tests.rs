@@ -204,3 +204,84 @@ fn a_corrupt_object_fails_the_import() {
     assert!(msg.contains("importing"), "{msg}");
     assert!(msg.to_lowercase().contains("corrupted"), "{msg}");
 }
+
+/// The same import and deploy done by `ostree pull-local` and `ostree
+/// admin deploy --karg-append` (upstream's commands, minus the shell)
+/// give the same boot entry, deployment list and /etc as the library.
+#[test]
+fn library_deploy_equals_the_cli_deploy() {
+    if !tools_or_skip("library_deploy_equals_the_cli_deploy", &["ostree"]).unwrap() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let commit = seed_repo(work.path());
+    let repo = work.path().join("repo");
+    let kargs = ["cgroup_no_v1=\"all\"", "sprout.test=\"$HOME\"", "psi=0"];
+    let origin = b"[origin]\nrefspec=seed:rhcos/4.16/x86_64\n";
+
+    let lib = TestSysroot::with_rhcos().unwrap();
+    let sysroot = OstreeSysroot::open(lib.path()).unwrap();
+    let s = Stateroot::for_seed_version("4.16.0").unwrap();
+    sysroot.import_repo(&repo, &commit, |_| {}).unwrap();
+    sysroot.init_stateroot(&s).unwrap();
+    let owned: Vec<String> = kargs.iter().map(|k| k.to_string()).collect();
+    let d = sysroot.deploy(&s, &commit, &owned, origin).unwrap();
+
+    let cli = TestSysroot::with_rhcos().unwrap();
+    cli.ostree(&["pull-local", &repo.display().to_string()], false)
+        .unwrap();
+    cli.ostree(&["admin", "os-init", "rhcos_4.16.0"], true)
+        .unwrap();
+    let origin_file = work.path().join("seed.origin");
+    std::fs::write(&origin_file, origin).unwrap();
+    let origin_arg = format!("--origin-file={}", origin_file.display());
+    let mut args = vec![
+        "admin",
+        "deploy",
+        "--os=rhcos_4.16.0",
+        "--no-prune",
+        &origin_arg,
+    ];
+    let appends: Vec<String> = kargs.iter().map(|k| format!("--karg-append={k}")).collect();
+    args.extend(appends.iter().map(String::as_str));
+    args.push(&commit);
+    cli.ostree(&args, true).unwrap();
+
+    let strip = |t: &TestSysroot, s: String| s.replace(&t.path().display().to_string(), "SYSROOT");
+    assert_eq!(lib.bls_options().unwrap(), cli.bls_options().unwrap());
+    let status = |t: &TestSysroot| {
+        // The metal commits differ only by their commit timestamps.
+        strip(t, t.status().unwrap()).replace(&t.metal_commit, "METAL")
+    };
+    assert_eq!(status(&lib), status(&cli));
+    let cli_dir = cli
+        .path()
+        .join(format!("ostree/deploy/rhcos_4.16.0/deploy/{commit}.0"));
+    assert_eq!(
+        std::fs::read(d.origin_path()).unwrap(),
+        std::fs::read(format!("{}.origin", cli_dir.display())).unwrap()
+    );
+    let list = |dir: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join("etc"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(&d.dir), list(&cli_dir));
+
+    // Step F: upstream's `undeploy 1` + `rm -rf`, and removal by name.
+    sysroot.remove_stateroot(&Stateroot::original()).unwrap();
+    cli.ostree(&["admin", "undeploy", "1"], true).unwrap();
+    let rhcos = cli.path().join("ostree/deploy/rhcos");
+    clear_immutable_below(&rhcos.join("deploy")).unwrap();
+    std::fs::remove_dir_all(&rhcos).unwrap();
+    assert_eq!(lib.bls_options().unwrap(), cli.bls_options().unwrap());
+    assert_eq!(
+        strip(&lib, lib.status().unwrap()),
+        strip(&cli, cli.status().unwrap())
+    );
+    let refs = |t: &TestSysroot| t.ostree(&["refs"], false).unwrap();
+    assert_eq!(refs(&lib), refs(&cli));
+}
