@@ -186,6 +186,27 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<LoadedConfig, ConfigError> {
     })
 }
 
+/// Combinations upstream accepts but that cannot do what they say; the
+/// preflight refuses them. Today: `coreosInstallerArgs` saving partitions
+/// (`--save-partindex`, `--save-partlabel`) while the disk cleanup runs,
+/// whose `wipefs --all` erases the partition table coreos-installer would
+/// read the kept partitions from.
+pub fn conflicts(c: &IbiConfig) -> Vec<String> {
+    let saves = c.coreos_installer_args.iter().find(|a| {
+        ["--save-partindex", "--save-partlabel"]
+            .iter()
+            .any(|f| a.as_str() == *f || a.starts_with(&format!("{f}=")))
+    });
+    match saves {
+        Some(flag) if !c.skip_disk_cleanup => vec![format!(
+            "coreosInstallerArgs has {flag:?} to keep partitions, but the disk cleanup before \
+             the install (wipefs --all) erases the partition table they are read from: set \
+             \"skipDiskCleanup\": true"
+        )],
+        _ => Vec::new(),
+    }
+}
+
 /// The first YAML document as a JSON value (`None` for an empty file).
 fn first_yaml_document(text: &str) -> Result<Option<Value>, String> {
     use serde::Deserialize;

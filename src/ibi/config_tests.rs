@@ -208,3 +208,25 @@ fn read_names_a_missing_file() {
             .contains("configuration file is required")
     );
 }
+
+#[test]
+fn saving_partitions_needs_skip_disk_cleanup() {
+    let base = r#""seedImage":"s","seedVersion":"v","installationDisk":"d""#;
+    for args in [
+        r#"["--save-partindex","6"]"#,
+        r#"["--save-partlabel=data*"]"#,
+    ] {
+        let l = ok(&format!("{{{base},\"coreosInstallerArgs\":{args}}}"));
+        let c = conflicts(&l.config);
+        assert_eq!(c.len(), 1, "{args}");
+        assert!(c[0].contains("\"skipDiskCleanup\": true"), "{c:?}");
+        let l = ok(&format!(
+            "{{{base},\"coreosInstallerArgs\":{args},\"skipDiskCleanup\":true}}"
+        ));
+        assert!(conflicts(&l.config).is_empty());
+    }
+    let l = ok(&format!(
+        "{{{base},\"coreosInstallerArgs\":[\"--append-karg\",\"x\"]}}"
+    ));
+    assert!(conflicts(&l.config).is_empty());
+}
