@@ -10,6 +10,7 @@ pub mod cli;
 pub mod create;
 pub mod hash;
 pub mod host;
+pub mod ibi;
 pub mod iso;
 pub mod logging;
 pub mod postpivot;

@@ -9,6 +9,7 @@ pub mod oci_writer;
 pub mod registry;
 pub mod seed;
 pub mod seed_tarballs;
+pub mod sysroot;
 
 use crate::host::command::find_program;
 

@@ -82,6 +82,8 @@ impl Default for SeedSpec {
                 "systemd.unified_cgroup_hierarchy=1".into(),
                 "cgroup_no_v1=\"all\"".into(),
                 "psi=0".into(),
+                // Quotes and a `$` that a shell would expand (W1).
+                "sprout.test=\"$HOME\"".into(),
             ],
             containers,
             var_payload: 2 << 20,
@@ -387,7 +389,8 @@ fn ostree_commit(work: &Path, payload: u64) -> Result<String> {
     write_payload(&tree.join("usr/share/sprout/payload"), payload, 3)?;
     fs::write(
         tree.join("usr/etc/os-release"),
-        "NAME=\"Red Hat Enterprise Linux CoreOS\"\nVERSION_ID=\"4.16\"\n",
+        // ostree's deploy needs ID or PRETTY_NAME to name the boot entry.
+        "NAME=\"Red Hat Enterprise Linux CoreOS\"\nID=\"rhcos\"\nVERSION_ID=\"4.16\"\n",
     )?;
     fs::write(tree.join("usr/etc/motd"), "")?;
     fs::write(

@@ -1,0 +1,7 @@
+//! `sprout ibi`, the factory installer (lifecycle-agent.md §2): its
+//! configuration file and the seed restore it performs on the target's
+//! ostree sysroot. The step list and CLI build on these (docs/ibi-design.md).
+
+pub mod agent;
+pub mod config;
+pub mod restore;
