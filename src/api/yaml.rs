@@ -61,10 +61,14 @@ pub fn decode_strict<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, P
                 format!("{field}.{key}")
             };
         }
+        let message = match super::excerpt::root_type_message(&message, name) {
+            Some(m) if field.is_empty() => m,
+            _ => describe_decode_error(&message),
+        };
         Problem {
             file: name.to_string(),
             field,
-            message: describe_decode_error(&message),
+            message,
         }
     })
 }

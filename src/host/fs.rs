@@ -11,6 +11,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::outdir::{OutputDir, Transaction};
+
 /// Mode of files holding secrets: keys, passwords, pull secrets, kubeconfigs.
 pub const SECRET_MODE: u32 = 0o600;
 /// Mode of ordinary outputs.
@@ -65,18 +67,25 @@ pub fn write_atomic_with(
 /// Writes a sample input file `dir/name` (0600: samples become files with
 /// secrets or site details), refusing to replace an existing one unless
 /// `force`.
+///
+/// The sample is written through [`OutputDir`] under the directory's lock:
+/// never through a symlink, never half-written.
 pub fn write_sample(dir: &Path, name: &str, text: &str, force: bool) -> Result<()> {
     let path = dir.join(name);
-    if path.exists() && !force {
+    // symlink_metadata: a dangling link in its place exists too.
+    if fs::symlink_metadata(&path).is_ok() && !force {
         anyhow::bail!(
             "{} already exists; edit it, or use --force to replace it with the sample",
             path.display()
         );
     }
-    if !dir.exists() {
-        create_dir_with_mode(dir, 0o755)?;
-    }
-    write_atomic(&path, text.as_bytes(), SECRET_MODE)
+    let out = OutputDir::open_or_create(dir, 0o755)?;
+    let _lock = out.lock("create template")?;
+    out.remove_stale_temps(&[name])?;
+    let mut tx = Transaction::new();
+    tx.stage(&out, name, SECRET_MODE, text.as_bytes())?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Creates `dir` (and parents) and sets its mode.

@@ -3,5 +3,6 @@
 pub mod command;
 pub mod fs;
 pub mod mount;
+pub mod outdir;
 pub mod systemd;
 pub mod udev;
