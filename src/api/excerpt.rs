@@ -95,6 +95,24 @@ fn remove_pem_blocks(text: &str) -> String {
     out
 }
 
+/// For serde's "unknown field `k`" about a key that is no field name at
+/// all (a line of some other file, say), a message that does not show it.
+pub fn implausible_unknown_key(message: &str) -> Option<String> {
+    let (_, after) = message.split_once("unknown field `")?;
+    let key = after.split('`').next()?;
+    let plausible = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./".contains(&b));
+    (!plausible).then(|| {
+        format!(
+            "a key that is no field name ({} characters, not shown); check that this is the right file",
+            key.chars().count()
+        )
+    })
+}
+
 /// The message for a decoding error at the top of the file `file`, when the
 /// file holds a string or a list instead of fields. That value is the whole
 /// file (perhaps one the input was never meant to point at), so nothing of
@@ -207,6 +225,14 @@ mod tests {
         .unwrap();
         assert!(m.contains("holds a string") && !m.contains("secret"), "{m}");
         assert_eq!(root_type_message("missing field `x`", "f"), None);
+        let m =
+            implausible_unknown_key("unknown field `root:$6$salt$hash:1:::`, expected one of `a`")
+                .unwrap();
+        assert!(!m.contains("salt"), "{m}");
+        assert_eq!(
+            implausible_unknown_key("unknown field `baseDomian`, expected"),
+            None
+        );
     }
 
     #[test]

@@ -49,6 +49,12 @@ pub fn decode_strict<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, P
         {
             message = rest.to_string();
         }
+        // A "key" that is no field name is likely another file's content.
+        if let Some(m) = super::excerpt::implausible_unknown_key(&message) {
+            message = m;
+            // The path would name it too.
+            field.clear();
+        }
         // For an unknown key the path ends at its parent: name the key.
         if let Some(key) = message
             .strip_prefix("unknown field `")
