@@ -1,0 +1,457 @@
+//! Issue 9, classes 3 and 5: no write outside the output directory, and each
+//! run one transaction (staged, then renamed with the state last; locked;
+//! nothing left behind by a killed run; a failure reports what was replaced).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test crate
+
+mod support;
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::*;
+
+const ISO: &str = "imagebasedconfig.iso";
+const STATE: &str = ".sprout-state.json";
+
+fn config_image(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["create", "config-image", "--dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    sprout(&args)
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "sprout failed: {}", stderr(o));
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Every entry name directly in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Entries whose names say they are temporary.
+fn temporaries(dir: &Path) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.contains("tmp") || n.ends_with(".lock"))
+        .collect()
+}
+
+/// The outputs of a config-image run agree with its state: the password
+/// file holds the state's password, the ISO's hash verifies it.
+fn assert_consistent(dir: &Path) {
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(STATE)).unwrap()).unwrap();
+    let password = std::fs::read_to_string(dir.join("auth/kubeadmin-password")).unwrap();
+    assert_eq!(state["kubeadmin_password"], password.as_str());
+    let x = extract_iso(&dir.join(ISO));
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(x.path().join("root/cluster-configuration/manifest.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let hash = manifest["kubeadmin_password_hash"].as_str().unwrap();
+    assert!(
+        bcrypt::verify(&password, hash).unwrap(),
+        "the ISO is from another run"
+    );
+    let kubeconfig: serde_json::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(dir.join("auth/kubeconfig")).unwrap())
+            .unwrap();
+    use base64::Engine;
+    let client = base64::engine::general_purpose::STANDARD
+        .decode(
+            kubeconfig["users"][0]["user"]["client-certificate-data"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let client = openssl::x509::X509::from_pem(&client).unwrap();
+    let saved = state["api_crypto"]["admin_kubeconfig_client"]["cert_pem"]
+        .as_str()
+        .unwrap();
+    let saved = openssl::x509::X509::from_pem(saved.as_bytes()).unwrap();
+    assert_eq!(
+        client.to_der().unwrap(),
+        saved.to_der().unwrap(),
+        "the kubeconfig is from another run"
+    );
+}
+
+// ---- class 3: writes outside the directory --------------------------------
+
+/// The example of the issue: `auth/` a symlink to elsewhere.
+#[test]
+fn a_symlinked_auth_dir_is_refused_and_nothing_is_written_anywhere() {
+    let d = copy_example("config-image");
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let before = snapshot(d.path());
+    symlink(elsewhere.path(), d.path().join("auth")).unwrap();
+    let o = config_image(d.path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("auth is a symbolic link"), "{e}");
+    assert!(names(elsewhere.path()).is_empty(), "wrote through the link");
+    assert_eq!(mode(elsewhere.path()), 0o755, "chmod-ed through the link");
+    // Nothing replaced, nothing left: no ISO, no state, no temporaries.
+    std::fs::remove_file(d.path().join("auth")).unwrap();
+    assert_eq!(before, snapshot(d.path()));
+}
+
+/// An output that is a symlink is replaced as a link, never written through.
+#[test]
+fn a_symlinked_output_file_is_replaced_not_followed() {
+    let d = copy_example("config-image");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let victim = elsewhere.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    symlink(&victim, d.path().join(ISO)).unwrap();
+    std::fs::create_dir(d.path().join("auth")).unwrap();
+    symlink(&victim, d.path().join("auth/kubeconfig")).unwrap();
+    ok(&config_image(d.path(), &[]));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(mode(&victim), 0o644);
+    assert!(
+        std::fs::symlink_metadata(d.path().join(ISO))
+            .unwrap()
+            .is_file()
+    );
+    assert_consistent(d.path());
+}
+
+/// A template written over a dangling link (with --force) does not create
+/// the link's target.
+#[test]
+fn a_template_over_a_dangling_link_creates_nothing_elsewhere() {
+    let d = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("created-through-the-link");
+    symlink(&target, d.path().join("image-based-config.yaml")).unwrap();
+    let dir = d.path().to_str().unwrap();
+    let o = sprout(&["create", "config-template", "--dir", dir]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    ok(&sprout(&[
+        "create",
+        "config-template",
+        "--dir",
+        dir,
+        "--force",
+    ]));
+    assert!(!target.exists());
+    let written = d.path().join("image-based-config.yaml");
+    assert!(std::fs::symlink_metadata(&written).unwrap().is_file());
+    assert_eq!(mode(&written), 0o600);
+    assert_eq!(names(d.path()), ["image-based-config.yaml"]);
+}
+
+// ---- class 5: partial and racing outputs -----------------------------------
+
+/// The example of the issue: a failure after the ISO is built but before
+/// auth/ is written. Nothing is replaced: the ISO and the state are still
+/// the previous run's, consistent with the kubeconfig.
+#[test]
+fn a_failure_before_auth_replaces_nothing() {
+    let d = copy_example("config-image");
+    ok(&config_image(d.path(), &[]));
+    let before = snapshot(d.path());
+    // auth/kubeconfig cannot be replaced by a file: it is a directory now.
+    std::fs::remove_file(d.path().join("auth/kubeconfig")).unwrap();
+    std::fs::create_dir(d.path().join("auth/kubeconfig")).unwrap();
+    let o = config_image(d.path(), &["--regenerate"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("auth/kubeconfig is a directory"),
+        "{}",
+        stderr(&o)
+    );
+    let after = snapshot(d.path());
+    for f in [ISO, STATE, "auth/kubeadmin-password"] {
+        assert_eq!(
+            before[Path::new(f)],
+            after[Path::new(f)],
+            "{f} was replaced"
+        );
+    }
+    assert!(temporaries(d.path()).is_empty(), "{:?}", names(d.path()));
+    assert!(temporaries(&d.path().join("auth")).is_empty());
+}
+
+/// Clears the immutable attribute when dropped, so the test dir can go.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(p: &Path) -> Self {
+        let o = Command::new("chattr").arg("+i").arg(p).output().unwrap();
+        assert!(
+            o.status.success(),
+            "chattr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        Immutable(p.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// A failure while renaming into place is reported precisely: what was
+/// replaced, what was not. The state, renamed last, is still the old one,
+/// so the next run rewrites everything consistently.
+#[test]
+fn a_failure_while_renaming_reports_what_was_and_was_not_replaced() {
+    if !have(
+        "chattr",
+        "a_failure_while_renaming_reports_what_was_and_was_not_replaced",
+    ) {
+        assert!(std::env::var("CI").is_err(), "chattr is required under CI");
+        return;
+    }
+    let d = copy_example("config-image");
+    ok(&config_image(d.path(), &[]));
+    let old_state = std::fs::read(d.path().join(STATE)).unwrap();
+    // Root can replace anything but an immutable file.
+    let pinned = Immutable::set(&d.path().join("auth/kubeadmin-password"));
+    let o = config_image(d.path(), &["--regenerate"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    let iso = d.path().join(ISO).display().to_string();
+    let kubeconfig = d.path().join("auth/kubeconfig").display().to_string();
+    let password = d
+        .path()
+        .join("auth/kubeadmin-password")
+        .display()
+        .to_string();
+    let state = d.path().join(STATE).display().to_string();
+    let replaced = e.split("Replaced: ").nth(1).unwrap_or_default();
+    let (replaced, not_replaced) = replaced.split_once("Not replaced").unwrap_or_default();
+    assert!(
+        replaced.contains(&iso) && replaced.contains(&kubeconfig),
+        "{e}"
+    );
+    assert!(
+        not_replaced.contains(&password) && not_replaced.contains(&state),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(d.path().join(STATE)).unwrap(), old_state);
+    drop(pinned);
+    assert!(temporaries(d.path()).is_empty(), "{:?}", names(d.path()));
+    assert!(temporaries(&d.path().join("auth")).is_empty());
+    // The next run converges on the state's identity.
+    ok(&config_image(d.path(), &[]));
+    assert_eq!(std::fs::read(d.path().join(STATE)).unwrap(), old_state);
+    assert_consistent(d.path());
+}
+
+/// The example of the issue: two runs in one directory. The second fails at
+/// once naming the directory and the holder; nothing of it is written.
+#[test]
+fn a_second_run_fails_fast_naming_the_holder() {
+    let d = copy_example("config-image");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(d.path().join(".sprout.lock"))
+        .unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    std::fs::write(
+        d.path().join(".sprout.lock"),
+        "pid 4242: sprout create image\n",
+    )
+    .unwrap();
+    let before = snapshot(d.path());
+    let o = config_image(d.path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("another sprout run is writing in")
+            && e.contains(&d.path().display().to_string())
+            && e.contains("pid 4242: sprout create image"),
+        "{e}"
+    );
+    assert_eq!(before, snapshot(d.path()));
+}
+
+/// Runs racing in one directory: each either completes or is refused, and
+/// what is left is one run's outputs, whole.
+#[test]
+fn racing_runs_leave_one_consistent_result() {
+    let d = copy_example("config-image");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_sprout"))
+                .args(["create", "config-image", "--regenerate", "--dir"])
+                .arg(d.path())
+                .env_remove("SPROUT_LOG")
+                .stderr(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut succeeded = 0;
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        if o.status.success() {
+            succeeded += 1;
+        } else {
+            let e = stderr(&o);
+            assert!(e.contains("another sprout run is writing in"), "{e}");
+        }
+    }
+    assert!(succeeded >= 1);
+    assert_consistent(d.path());
+    assert!(temporaries(d.path()).is_empty(), "{:?}", names(d.path()));
+}
+
+// ---- create image: a full target, a killed build, stale temporaries --------
+
+const CONFIG: &str = "image-based-installation-config.yaml";
+const OUT: &str = "rhcos-ibi.iso";
+
+/// A live ISO fixture with an Ignition area, decompressed.
+fn base_iso(into: &Path) -> PathBuf {
+    let xz = repo().join("../shared/fixtures/coreos-live-iso/embed-areas-2023-07.x86_64.iso.xz");
+    let dest = into.join("base.iso");
+    let mut dec = liblzma::read::XzDecoder::new(std::fs::File::open(&xz).unwrap());
+    std::io::copy(&mut dec, &mut std::fs::File::create(&dest).unwrap()).unwrap();
+    dest
+}
+
+fn image_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join(CONFIG),
+        "seedImage: quay.io/openshift-kni/seed-image:4.16.0\nseedVersion: 4.16.0\ninstallationDisk: /dev/vda\n\
+         pullSecret: '{\"auths\":{\"q.io\":{\"auth\":\"eDp5\"}}}'\n",
+    )
+    .unwrap();
+    d
+}
+
+/// `create image` with the file size limit `fsize` (bytes), SIGXFSZ
+/// ignored (the write fails with EFBIG) or not (the process is killed).
+fn create_image_limited(dir: &Path, base: &Path, fsize: u64, ignore_sigxfsz: bool) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sprout"));
+    cmd.args(["create", "image", "--dir"])
+        .arg(dir)
+        .arg("--base-iso")
+        .arg(base)
+        .env_remove("SPROUT_LOG");
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = rustix::process::Rlimit {
+                current: Some(fsize),
+                maximum: Some(fsize),
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Fsize, limit)?;
+            if ignore_sigxfsz {
+                nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGXFSZ,
+                    nix::sys::signal::SigHandler::SigIgn,
+                )
+                .map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+fn create_image(dir: &Path, base: &Path) -> Output {
+    sprout(&[
+        "create",
+        "image",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--base-iso",
+        base.to_str().unwrap(),
+    ])
+}
+
+/// A full target (the file size limit stands in for a full disk): the old
+/// ISO stays whole, no temporary file is left, the error says why.
+#[test]
+fn a_full_target_keeps_the_old_iso_and_leaves_nothing() {
+    let src = tempfile::tempdir().unwrap();
+    let base = base_iso(src.path());
+    let d = image_dir();
+    ok(&create_image(d.path(), &base));
+    let out = d.path().join(OUT);
+    assert_eq!(
+        mode(&out),
+        0o600,
+        "the installation ISO carries the pull secret"
+    );
+    let old = std::fs::read(&out).unwrap();
+    let size = std::fs::metadata(&base).unwrap().len();
+    std::fs::write(d.path().join("post.sh"), "#!/bin/sh\necho changed\n").unwrap();
+    let o = create_image_limited(d.path(), &base, size / 2, true);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("File too large"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), old);
+    assert_eq!(names(d.path()), [CONFIG, "post.sh", OUT]);
+}
+
+/// A build killed half way (here by SIGXFSZ) leaves no temporary file.
+#[test]
+fn a_killed_build_leaves_no_temporary_file() {
+    let src = tempfile::tempdir().unwrap();
+    let base = base_iso(src.path());
+    let d = image_dir();
+    let size = std::fs::metadata(&base).unwrap().len();
+    let o = create_image_limited(d.path(), &base, size / 2, false);
+    assert_eq!(
+        o.status.signal(),
+        Some(nix::libc::SIGXFSZ),
+        "{}",
+        stderr(&o)
+    );
+    // Only the lock file (a line naming the holder) outlives the kill.
+    assert_eq!(names(d.path()), [".sprout.lock", CONFIG]);
+    assert!(
+        std::fs::metadata(d.path().join(".sprout.lock"))
+            .unwrap()
+            .len()
+            < 256
+    );
+    // The next run takes the stale lock and leaves nothing but its output.
+    ok(&create_image(d.path(), &base));
+    assert_eq!(names(d.path()), [CONFIG, OUT]);
+}
+
+/// Temporary files an interrupted run left (sprout's own names, and those
+/// of earlier versions) are removed by the next run; others are kept.
+#[test]
+fn stale_temporaries_are_removed_by_the_next_run() {
+    let src = tempfile::tempdir().unwrap();
+    let base = base_iso(src.path());
+    let d = image_dir();
+    for f in [
+        ".sprout-tmp.rhcos-ibi.iso.4242.0123456789ab",
+        ".rhcos-ibi.iso.Xy12Zw.tmp",
+        ".rhcos-ibi.iso.notes",
+    ] {
+        std::fs::write(d.path().join(f), vec![0u8; 4096]).unwrap();
+    }
+    ok(&create_image(d.path(), &base));
+    assert_eq!(names(d.path()), [".rhcos-ibi.iso.notes", CONFIG, OUT]);
+}
