@@ -65,31 +65,60 @@ pub fn sanitize_message(message: &str) -> String {
     out
 }
 
-/// Replaces everything from a `-----BEGIN` to the matching `-----END …-----`
-/// (or the end of the text) with a placeholder.
+/// True if `text` has a run of `n` or more base64 characters (key material).
+fn has_base64_run(text: &str, n: usize) -> bool {
+    let mut run = 0;
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' {
+            run += 1;
+            if run >= n {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// Base64 characters in a row that count as key material.
+const KEY_RUN: usize = 20;
+
+/// Replaces each PEM block (`-----BEGIN X-----` … `-----END X-----`, or to
+/// the end of the text when the END is missing and key material follows)
+/// with a placeholder. A bare header, as in a hint naming the expected
+/// block, stays.
 fn remove_pem_blocks(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN") {
         out.push_str(&rest[..start]);
         let block = &rest[start..];
-        let end = block
-            .find("-----END")
-            .and_then(|e| {
-                // The END line's closing dashes.
-                let after = &block[e + "-----END".len()..];
-                after
-                    .find("-----")
-                    .map(|d| e + "-----END".len() + d + "-----".len())
-            })
-            .unwrap_or(block.len());
-        out.push_str("<PEM block not shown>");
-        rest = &block[end..];
+        let header_len = block["-----BEGIN".len()..]
+            .find("-----")
+            .map_or(block.len(), |d| "-----BEGIN".len() + d + "-----".len());
+        let end = block[header_len..].find("-----END").and_then(|e| {
+            let at = header_len + e + "-----END".len();
+            block[at..].find("-----").map(|d| at + d + "-----".len())
+        });
+        match end {
+            Some(end) => {
+                out.push_str("<PEM block not shown>");
+                rest = &block[end..];
+            }
+            None if has_base64_run(&block[header_len..], KEY_RUN) => {
+                out.push_str("<PEM block not shown>");
+                rest = "";
+            }
+            None => {
+                out.push_str(&block[..header_len]);
+                rest = &block[header_len..];
+            }
+        }
     }
     out.push_str(rest);
-    if looks_like_key(&out) {
-        // A stray marker (an END without BEGIN, "PRIVATE KEY" alone): the
-        // text around it may be key material, so none of it is kept.
+    if (out.contains("PRIVATE KEY") || out.contains("-----END")) && has_base64_run(&out, KEY_RUN) {
+        // A stray marker next to key-like text: none of it is kept.
         return "<message not shown: it quotes what looks like key material>".to_string();
     }
     out
@@ -203,6 +232,9 @@ mod tests {
         let m = sanitize_message(&format!("bad value {KEY} here"));
         assert!(!m.contains("b3BlbnNz") && m.ends_with("here"), "{m}");
         assert!(m.contains("<PEM block not shown>"), "{m}");
+        // A key cut before its END line.
+        let m = sanitize_message(&format!("bad {}", &KEY[..80]));
+        assert!(!m.contains("b3BlbnNz"), "{m}");
         let long = "y".repeat(300);
         let m = sanitize_message(&format!("invalid type: string \"{long}\", expected a map"));
         assert!(
@@ -238,6 +270,10 @@ mod tests {
     #[test]
     fn ordinary_messages_are_unchanged() {
         let m = "Invalid value: \"10.0.0.1/16\": has host bits set; use the network address 10.0.0.0/16";
+        assert_eq!(sanitize_message(m), m);
+        let hint = "expected one or more PEM certificates (-----BEGIN CERTIFICATE-----)";
+        assert_eq!(sanitize_message(hint), hint);
+        let m = "every PEM block must be a CERTIFICATE; remove private keys and other blocks";
         assert_eq!(sanitize_message(m), m);
     }
 }
