@@ -103,6 +103,7 @@ fn a_symlinked_auth_dir_is_refused_and_nothing_is_written_anywhere() {
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("auth is a symbolic link"), "{e}");
+    assert!(e.contains("nothing was replaced"), "{e}");
     assert!(names(elsewhere.path()).is_empty(), "wrote through the link");
     assert_eq!(mode(elsewhere.path()), 0o755, "chmod-ed through the link");
     // Nothing replaced, nothing left: no ISO, no state, no temporaries.
@@ -172,10 +173,10 @@ fn a_failure_before_auth_replaces_nothing() {
     std::fs::create_dir(d.path().join("auth/kubeconfig")).unwrap();
     let o = config_image(d.path(), &["--regenerate"]);
     assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
     assert!(
-        stderr(&o).contains("auth/kubeconfig is a directory"),
-        "{}",
-        stderr(&o)
+        e.contains("auth/kubeconfig is a directory") && e.contains("nothing was replaced"),
+        "{e}"
     );
     let after = snapshot(d.path());
     for f in [ISO, STATE, "auth/kubeadmin-password"] {
@@ -406,7 +407,11 @@ fn a_full_target_keeps_the_old_iso_and_leaves_nothing() {
     std::fs::write(d.path().join("post.sh"), "#!/bin/sh\necho changed\n").unwrap();
     let o = create_image_limited(d.path(), &base, size / 2, true);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("File too large"), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("File too large") && e.contains("any previous one is unchanged"),
+        "{e}"
+    );
     assert_eq!(std::fs::read(&out).unwrap(), old);
     assert_eq!(names(d.path()), [CONFIG, "post.sh", OUT]);
 }

@@ -88,11 +88,35 @@ pub fn run(args: &ConfigImageArgs) -> Result<Outputs> {
 
     // One transaction: every output is staged in full, then all are renamed
     // into place, the state last, so a failure before the renames changes
-    // nothing. The ISO is 0600: it carries signer keys, the pull secret and
-    // the password hash.
+    // nothing.
+    let tx = stage_outputs(&out, &tree, &kubeconfig, &identity).with_context(|| {
+        format!(
+            "preparing the outputs in {} (nothing was replaced)",
+            dir.display()
+        )
+    })?;
+    tx.commit()?;
+    let auth = out.display(AUTH_DIR);
+    tracing::info!("Config-Image created in: {}", auth.display());
+    Ok(Outputs {
+        iso: out.display(ISO_FILE),
+        kubeconfig: auth.join(KUBECONFIG_FILE),
+        kubeadmin_password: auth.join(PASSWORD_FILE),
+        identity: origin,
+    })
+}
+
+/// Stages every output of the run, the state file last. The ISO is 0600:
+/// it carries signer keys, the pull secret and the password hash.
+fn stage_outputs(
+    out: &OutputDir,
+    tree: &IsoTree,
+    kubeconfig: &str,
+    identity: &ClusterIdentity,
+) -> Result<Transaction> {
     let mut tx = Transaction::new();
-    tx.stage_with(&out, ISO_FILE, SECRET_MODE, |f| {
-        write_iso(BLOCK_DEVICE_LABEL, &tree, f).context("writing the configuration ISO")
+    tx.stage_with(out, ISO_FILE, SECRET_MODE, |f| {
+        write_iso(BLOCK_DEVICE_LABEL, tree, f).context("writing the configuration ISO")
     })?;
     let auth = out.subdir(AUTH_DIR, 0o700)?;
     auth.remove_stale_temps(&[KUBECONFIG_FILE, PASSWORD_FILE])?;
@@ -104,15 +128,8 @@ pub fn run(args: &ConfigImageArgs) -> Result<Outputs> {
         SECRET_MODE,
         identity.kubeadmin_password.as_bytes(),
     )?;
-    identity.stage(&out, &mut tx)?;
-    tx.commit()?;
-    tracing::info!("Config-Image created in: {}", auth.path().display());
-    Ok(Outputs {
-        iso: out.display(ISO_FILE),
-        kubeconfig: auth.display(KUBECONFIG_FILE),
-        kubeadmin_password: auth.display(PASSWORD_FILE),
-        identity: origin,
-    })
+    identity.stage(out, &mut tx)?;
+    Ok(tx)
 }
 
 /// Reads and checks every input, collecting all problems.

@@ -190,6 +190,12 @@ pub fn build_iso(
             k.write(tmp, text)?;
         }
         Ok(())
+    })
+    .with_context(|| {
+        format!(
+            "preparing {} (any previous one is unchanged)",
+            out.display(name).display()
+        )
     })?;
     tx.commit()?;
     Ok(())

@@ -24,17 +24,14 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
-
-use crate::api::excerpt::excerpt;
 
 /// The lock file every writing run holds in its output directory.
 pub const LOCK_FILE: &str = ".sprout.lock";
@@ -42,20 +39,6 @@ pub const LOCK_FILE: &str = ".sprout.lock";
 pub const TEMP_PREFIX: &str = ".sprout-tmp.";
 /// Staging directories of post-pivot before this module existed.
 const LEGACY_STAGING_PREFIX: &str = ".sprout-incoming.";
-/// Longest holder description read back from a lock file.
-const HOLDER_MAX_BYTES: u64 = 256;
-/// Tries at taking a lock whose file other runs keep removing.
-const LOCK_ATTEMPTS: usize = 5;
-
-/// How temporary files are made: anonymous where the filesystem allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Staging {
-    /// `O_TMPFILE`, falling back to named files where unsupported.
-    Anonymous,
-    /// Always a `.sprout-tmp.*` file (what filesystems without `O_TMPFILE` get).
-    Named,
-}
-
 /// A directory held open by descriptor; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct OutputDir {
@@ -237,102 +220,6 @@ impl OutputDir {
         }
     }
 
-    /// Takes the directory's lock for `command` (e.g. `create image`), or
-    /// fails at once if another run holds it. The lock file names its holder
-    /// and is removed when the lock is dropped, so a finished run leaves the
-    /// directory as it was.
-    pub fn lock(&self, command: &str) -> Result<DirLock> {
-        let shown = self.display(LOCK_FILE);
-        // A holder removes the file on release; a run that opened it just
-        // before that holds a lock on a removed file, so it checks that the
-        // name still leads to what it locked, and tries again if not.
-        for _ in 0..LOCK_ATTEMPTS {
-            let fd = open_at(
-                self.fd(),
-                OsStr::new(LOCK_FILE),
-                OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NONBLOCK,
-                Mode::from_raw_mode(0o600),
-            )
-            .map_err(|e| self.refusal(OsStr::new(LOCK_FILE), e, "opening the lock file"))?;
-            let st = rustix::fs::fstat(&fd)
-                .map_err(io_error)
-                .with_context(|| format!("inspecting {}", shown.display()))?;
-            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                bail!(
-                    "{} is not a regular file; remove it and run again",
-                    shown.display()
-                );
-            }
-            let mut file = File::from(fd);
-            match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => {}
-                Err(Errno::WOULDBLOCK) => {
-                    let mut holder = Vec::new();
-                    let _ = (&file).take(HOLDER_MAX_BYTES).read_to_end(&mut holder);
-                    let holder = String::from_utf8_lossy(&holder).trim().to_string();
-                    let holder = if holder.is_empty() {
-                        "holder unknown".to_string()
-                    } else {
-                        format!("held by {}", excerpt(&holder))
-                    };
-                    bail!(
-                        "another sprout run is writing in {} ({holder}, lock file {}); \
-                         wait for it to finish and run again",
-                        self.path.display(),
-                        shown.display()
-                    );
-                }
-                Err(e) => {
-                    return Err(io_error(e))
-                        .with_context(|| format!("locking {}", shown.display()));
-                }
-            }
-            let same = rustix::fs::statat(self.fd(), LOCK_FILE, AtFlags::SYMLINK_NOFOLLOW)
-                .is_ok_and(|now| now.st_dev == st.st_dev && now.st_ino == st.st_ino);
-            if !same {
-                continue;
-            }
-            // Who holds it, for the message of a run that finds it taken.
-            let line = format!("pid {}: sprout {command}\n", std::process::id());
-            let noted = file
-                .set_len(0)
-                .and_then(|()| file.seek(SeekFrom::Start(0)))
-                .and_then(|_| file.write_all(line.as_bytes()));
-            if let Err(e) = noted {
-                tracing::debug!("could not note the holder in {}: {e}", shown.display());
-            }
-            return Ok(DirLock {
-                _fd: file.into(),
-                file_in: Some(self.clone()),
-            });
-        }
-        bail!(
-            "could not take the lock {}: it was replaced {LOCK_ATTEMPTS} times while being taken; \
-             is another program removing it?",
-            shown.display()
-        )
-    }
-
-    /// Takes the directory's lock on the directory itself, leaving no lock
-    /// file behind (for directories other tools read, such as
-    /// `/opt/openshift`); a run finding it taken cannot name the holder.
-    pub fn lock_in_place(&self) -> Result<DirLock> {
-        let fd = open_at(self.fd(), OsStr::new("."), dir_flags(), Mode::empty())
-            .map_err(io_error)
-            .with_context(|| format!("opening {}", self.path.display()))?;
-        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(DirLock {
-                _fd: fd,
-                file_in: None,
-            }),
-            Err(Errno::WOULDBLOCK) => bail!(
-                "another sprout run is writing in {}; wait for it to finish and run again",
-                self.path.display()
-            ),
-            Err(e) => Err(io_error(e)).with_context(|| format!("locking {}", self.path.display())),
-        }
-    }
-
     /// Removes what an interrupted run left here: every `.sprout-tmp.*`
     /// entry (files and staging directories), and the `.<name>.XXXXXX.tmp`
     /// files that earlier sprout versions used for each of `outputs`. Call it
@@ -497,256 +384,11 @@ fn temp_name(name: &str) -> String {
     )
 }
 
-/// A new staging directory `.sprout-tmp.<label>.*` in a directory, removed
-/// with its content when dropped (a run killed
-/// before that leaves it to [`OutputDir::remove_stale_temps`]).
-#[derive(Debug)]
-pub struct TempSubdir {
-    parent: OutputDir,
-    name: String,
-    dir: OutputDir,
-}
+mod lock;
+mod transaction;
 
-impl TempSubdir {
-    pub fn new(parent: &OutputDir, label: &str, mode: u32) -> Result<Self> {
-        let name = temp_name(label);
-        let dir = parent.create_subdir(&name, mode)?;
-        Ok(Self {
-            parent: parent.clone(),
-            name,
-            dir,
-        })
-    }
-
-    pub fn dir(&self) -> &OutputDir {
-        &self.dir
-    }
-}
-
-impl Drop for TempSubdir {
-    fn drop(&mut self) {
-        if let Err(e) = self.parent.remove_entry(&self.name) {
-            tracing::warn!("{e:#}");
-        }
-    }
-}
-
-/// The lock of one output directory, released when dropped (or when the
-/// process ends, however it ends).
-#[derive(Debug)]
-pub struct DirLock {
-    _fd: OwnedFd,
-    /// The directory whose lock file this is (none for a lock in place).
-    file_in: Option<OutputDir>,
-}
-
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        // Removed while still held (the descriptor closes after this).
-        if let Some(dir) = &self.file_in {
-            let _ = rustix::fs::unlinkat(dir.fd(), LOCK_FILE, AtFlags::empty());
-        }
-    }
-}
-
-/// One output written in full but not yet in place.
-struct Staged {
-    dir: OutputDir,
-    name: String,
-    file: File,
-    /// The temporary name, when the file has one.
-    named: Option<String>,
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if let Some(tmp) = self.named.take() {
-            let _ = rustix::fs::unlinkat(self.dir.fd(), tmp.as_str(), AtFlags::empty());
-        }
-    }
-}
-
-/// The outputs of one run, put in place together; see the module docs.
-#[derive(Default)]
-pub struct Transaction {
-    staged: Vec<Staged>,
-    staging: Option<Staging>,
-}
-
-impl Transaction {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A transaction whose temporary files are made the way `staging` says.
-    pub fn with_staging(staging: Staging) -> Self {
-        Self {
-            staged: Vec::new(),
-            staging: Some(staging),
-        }
-    }
-
-    /// Stages `dir/name` with `contents` and `mode`.
-    pub fn stage(&mut self, dir: &OutputDir, name: &str, mode: u32, contents: &[u8]) -> Result<()> {
-        self.stage_with(dir, name, mode, |f| {
-            f.write_all(contents).context("writing the temporary file")
-        })
-    }
-
-    /// Stages `dir/name` with `mode`, its content produced by `fill` (on a
-    /// file opened read-write at offset 0).
-    pub fn stage_with(
-        &mut self,
-        dir: &OutputDir,
-        name: &str,
-        mode: u32,
-        fill: impl FnOnce(&mut File) -> Result<()>,
-    ) -> Result<()> {
-        check_name(OsStr::new(name))?;
-        let shown = dir.display(name);
-        // A file can replace a file or a symlink (the link itself, never its
-        // target), but not a directory: find that out before anything moves.
-        if let Ok(st) = rustix::fs::statat(dir.fd(), name, AtFlags::SYMLINK_NOFOLLOW)
-            && FileType::from_raw_mode(st.st_mode) == FileType::Directory
-        {
-            bail!(
-                "{} is a directory, where sprout writes a file; move it away and run again",
-                shown.display()
-            );
-        }
-        let mut staged = self.create_temp(dir, name)?;
-        fill(&mut staged.file).with_context(|| format!("writing {}", shown.display()))?;
-        rustix::fs::fchmod(&staged.file, Mode::from_raw_mode(mode))
-            .map_err(io_error)
-            .with_context(|| format!("setting the mode of {}", shown.display()))?;
-        staged
-            .file
-            .sync_all()
-            .with_context(|| format!("syncing {}", shown.display()))?;
-        self.staged.push(staged);
-        Ok(())
-    }
-
-    /// A temporary file (0600 from the start: secrets are never readable by
-    /// others, not even for a moment) in `dir`.
-    fn create_temp(&self, dir: &OutputDir, name: &str) -> Result<Staged> {
-        let mode = Mode::from_raw_mode(0o600);
-        if self.staging != Some(Staging::Named) {
-            match rustix::fs::openat(
-                dir.fd(),
-                ".",
-                OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-                mode,
-            ) {
-                Ok(fd) => {
-                    return Ok(Staged {
-                        dir: dir.clone(),
-                        name: name.to_string(),
-                        file: File::from(fd),
-                        named: None,
-                    });
-                }
-                // The filesystem has no O_TMPFILE: a named file it is.
-                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOSYS) => {}
-                Err(e) => {
-                    return Err(io_error(e)).with_context(|| {
-                        format!("creating a temporary file in {}", dir.path().display())
-                    });
-                }
-            }
-        }
-        let tmp = temp_name(name);
-        let fd = open_at(
-            dir.fd(),
-            OsStr::new(&tmp),
-            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
-            mode,
-        )
-        .map_err(io_error)
-        .with_context(|| format!("creating a temporary file in {}", dir.path().display()))?;
-        Ok(Staged {
-            dir: dir.clone(),
-            name: name.to_string(),
-            file: File::from(fd),
-            named: Some(tmp),
-        })
-    }
-
-    /// Puts every staged output in place, in the order staged. Returns the
-    /// paths replaced; on failure the error lists what was and was not.
-    pub fn commit(mut self) -> Result<Vec<PathBuf>> {
-        let mut done: Vec<PathBuf> = Vec::new();
-        let staged = std::mem::take(&mut self.staged);
-        let mut rest = staged.into_iter();
-        while let Some(mut s) = rest.next() {
-            let shown = s.dir.display(&s.name);
-            if let Err(e) = put_in_place(&mut s) {
-                let not: Vec<String> = std::iter::once(shown.display().to_string())
-                    .chain(rest.map(|r| r.dir.display(&r.name).display().to_string()))
-                    .collect();
-                let replaced: Vec<String> = done.iter().map(|p| p.display().to_string()).collect();
-                return Err(e.context(format!(
-                    "putting the outputs in place failed at {}. Replaced: {}. Not replaced \
-                     (any previous version is still there): {}. Fix the cause and run again: \
-                     the next run rewrites every output",
-                    shown.display(),
-                    if replaced.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        replaced.join(", ")
-                    },
-                    not.join(", ")
-                )));
-            }
-            s.dir.sync();
-            done.push(shown);
-        }
-        Ok(done)
-    }
-}
-
-/// Gives a staged file its final name, replacing what had it.
-fn put_in_place(s: &mut Staged) -> Result<()> {
-    let dir = s.dir.fd();
-    let shown = s.dir.display(&s.name);
-    let tmp = match &s.named {
-        Some(tmp) => tmp.clone(),
-        None => {
-            let tmp = temp_name(&s.name);
-            link_anonymous(&s.file, dir, &tmp)
-                .with_context(|| format!("giving the new {} a name", shown.display()))?;
-            // From here the name exists; Drop removes it if the rename fails.
-            s.named = Some(tmp.clone());
-            tmp
-        }
-    };
-    rustix::fs::renameat(dir, tmp.as_str(), dir, s.name.as_str())
-        .map_err(io_error)
-        .with_context(|| format!("renaming the new file to {}", shown.display()))?;
-    s.named = None;
-    Ok(())
-}
-
-/// Links an `O_TMPFILE` file into `dir` as `name`.
-fn link_anonymous(file: &File, dir: BorrowedFd<'_>, name: &str) -> Result<()> {
-    match rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH) {
-        Ok(()) => Ok(()),
-        // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc link does not.
-        Err(Errno::NOENT | Errno::PERM | Errno::ACCESS) => {
-            let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-            rustix::fs::linkat(
-                rustix::fs::CWD,
-                proc_path.as_str(),
-                dir,
-                name,
-                AtFlags::SYMLINK_FOLLOW,
-            )
-            .map_err(io_error)
-            .context("linking the temporary file")
-        }
-        Err(e) => Err(io_error(e)).context("linking the temporary file"),
-    }
-}
+pub use lock::DirLock;
+pub use transaction::{Staging, TempSubdir, Transaction};
 
 #[cfg(test)]
 #[path = "outdir_tests.rs"]
