@@ -460,3 +460,38 @@ fn stale_temporaries_are_removed_by_the_next_run() {
     ok(&create_image(d.path(), &base));
     assert_eq!(names(d.path()), [".rhcos-ibi.iso.notes", CONFIG, OUT]);
 }
+
+/// As an ordinary user (no CAP_DAC_READ_SEARCH, so the anonymous files are
+/// linked through /proc): the same outputs, modes and no leftovers.
+#[test]
+fn an_ordinary_user_gets_the_same_transaction() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIP: an_ordinary_user_gets_the_same_transaction needs root to switch users");
+        assert!(std::env::var("CI").is_err(), "CI runs the tests as root");
+        return;
+    }
+    let d = copy_example("config-image");
+    let nobody = 65534;
+    let chown = |p: &Path| std::os::unix::fs::chown(p, Some(nobody), Some(nobody)).unwrap();
+    chown(d.path());
+    for n in names(d.path()) {
+        chown(&d.path().join(n));
+    }
+    for _ in 0..2 {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sprout"));
+        // std drops the supplementary groups when root sets the uid.
+        cmd.args(["create", "config-image", "--dir"])
+            .arg(d.path())
+            .env_remove("SPROUT_LOG")
+            .uid(nobody)
+            .gid(nobody);
+        ok(&cmd.output().unwrap());
+    }
+    use std::os::unix::fs::MetadataExt;
+    for f in [ISO, STATE, "auth/kubeconfig", "auth/kubeadmin-password"] {
+        let m = std::fs::metadata(d.path().join(f)).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o777), (nobody, 0o600), "{f}");
+    }
+    assert!(temporaries(d.path()).is_empty(), "{:?}", names(d.path()));
+    assert_consistent(d.path());
+}
