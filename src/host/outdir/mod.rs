@@ -134,13 +134,21 @@ impl OutputDir {
                 }
             }
             let prefix = parts[..=i].join("/");
-            let fd = rustix::fs::openat2(
+            let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+            let fd = match rustix::fs::openat2(
                 root_dir.fd(),
                 prefix.as_str(),
-                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+                flags,
                 Mode::empty(),
                 ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-            )
+            ) {
+                // Kernels before 5.6 (RHCOS has 5.14): parents by path, the
+                // last component still never through a link.
+                Err(Errno::NOSYS) => {
+                    rustix::fs::openat(root_dir.fd(), prefix.as_str(), flags, Mode::empty())
+                }
+                r => r,
+            }
             .map_err(io_error)
             .with_context(|| format!("opening directory {}", root.join(&prefix).display()))?;
             dir = Self {
