@@ -1,5 +1,9 @@
 //! File outputs that are never half-written.
 //!
+//! Outputs in a directory the user names (`--dir`, `--root`) go through
+//! [`super::outdir`] instead: no symlink followed, one transaction per run,
+//! a lock. What is here serves sprout's own caches.
+//!
 //! Every output goes to a temporary file in its destination directory, is
 //! synced, gets its final mode, and is renamed over the destination. A crash
 //! or error leaves either the old file or the new one, never a torn mix.
@@ -88,7 +92,9 @@ pub fn write_sample(dir: &Path, name: &str, text: &str, force: bool) -> Result<(
     Ok(())
 }
 
-/// Creates `dir` (and parents) and sets its mode.
+/// Creates `dir` (and parents) and sets its mode, by path: a symlink in
+/// its place is followed. For directories inside an output directory use
+/// [`OutputDir::subdir`], which never follows one.
 pub fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
     fs::set_permissions(dir, Permissions::from_mode(mode))
