@@ -314,9 +314,11 @@ fn credentials_verify_with_openssl() {
     let password = std::fs::read_to_string(d.path().join("auth/kubeadmin-password")).unwrap();
     assert!(bcrypt::verify(&password, m["kubeadmin_password_hash"].as_str().unwrap()).unwrap());
 
-    // Secrets are 0600.
+    // Secrets are 0600, the ISO too: it carries signer keys, the pull
+    // secret and the password hash.
     use std::os::unix::fs::PermissionsExt;
     for f in [
+        "imagebasedconfig.iso",
         "auth/kubeconfig",
         "auth/kubeadmin-password",
         ".sprout-state.json",

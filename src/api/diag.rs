@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use super::excerpt::{excerpt, sanitize_message};
+
 /// One thing wrong with the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -21,10 +23,18 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Whatever produced the message, no secret or control character
+        // from the input reaches the terminal (see api::excerpt).
+        let message = sanitize_message(&self.message);
         if self.field.is_empty() {
-            write!(f, "{}: {}", self.file, self.message)
+            write!(f, "{}: {message}", self.file)
         } else {
-            write!(f, "{}: {}: {}", self.file, self.field, self.message)
+            write!(
+                f,
+                "{}: {}: {message}",
+                self.file,
+                sanitize_message(&self.field)
+            )
         }
     }
 }
@@ -58,9 +68,13 @@ impl Problems {
         self.add(field, format!("Required value: {detail}"));
     }
 
-    /// `<field>: Invalid value: "<value>": <detail>`.
+    /// `<field>: Invalid value: "<value>": <detail>`, the value as an
+    /// [`excerpt`]: short, escaped, never a key.
     pub fn invalid(&mut self, field: &str, value: &str, detail: &str) {
-        self.add(field, format!("Invalid value: {value:?}: {detail}"));
+        self.add(
+            field,
+            format!("Invalid value: {}: {detail}", excerpt(value)),
+        );
     }
 
     /// `<field>: Unsupported value: "<value>": supported values: "a", "b"`.
@@ -69,7 +83,8 @@ impl Problems {
         self.add(
             field,
             format!(
-                "Unsupported value: {value:?}: supported values: {}",
+                "Unsupported value: {}: supported values: {}",
+                excerpt(value),
                 list.join(", ")
             ),
         );

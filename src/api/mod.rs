@@ -2,6 +2,7 @@
 
 pub mod diag;
 pub mod go_yaml;
+pub mod excerpt;
 pub mod ibi_config;
 pub mod ignition;
 pub mod image_based_config;

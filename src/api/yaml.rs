@@ -49,6 +49,12 @@ pub fn decode_strict<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, P
         {
             message = rest.to_string();
         }
+        // A "key" that is no field name is likely another file's content.
+        if let Some(m) = super::excerpt::implausible_unknown_key(&message) {
+            message = m;
+            // The path would name it too.
+            field.clear();
+        }
         // For an unknown key the path ends at its parent: name the key.
         if let Some(key) = message
             .strip_prefix("unknown field `")
@@ -61,10 +67,14 @@ pub fn decode_strict<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, P
                 format!("{field}.{key}")
             };
         }
+        let message = match super::excerpt::root_type_message(&message, name) {
+            Some(m) if field.is_empty() => m,
+            _ => describe_decode_error(&message),
+        };
         Problem {
             file: name.to_string(),
             field,
-            message: describe_decode_error(&message),
+            message,
         }
     })
 }

@@ -1,15 +1,17 @@
 //! `create config-image`: the configuration ISO and the admin credentials.
 //!
 //! Everything is read and checked before anything is written: a run with bad
-//! input reports every problem at once and leaves `--dir` untouched. Outputs
-//! are written atomically; inputs are never deleted.
+//! input reports every problem at once and leaves `--dir` untouched. The
+//! outputs are written as one transaction (`host::outdir`): all staged, then
+//! renamed into place with the state file last, under the directory's lock,
+//! never through a symlink. Inputs are never deleted.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 use super::extra_manifests::{self, ExtraManifest};
-use super::identity::{ClusterIdentity, Origin};
+use super::identity::{ClusterIdentity, Origin, STATE_FILE};
 use super::{kubeconfig, manifest};
 use crate::api::diag::{self, Problem};
 use crate::api::image_based_config::{self, ImageBasedConfig};
@@ -17,9 +19,8 @@ use crate::api::install_config::{self, InstallConfig};
 use crate::api::seed_reconfig::BLOCK_DEVICE_LABEL;
 use crate::api::yaml;
 use crate::cli::ConfigImageArgs;
-use crate::host::fs::{
-    PUBLIC_MODE, SECRET_MODE, create_dir_with_mode, write_atomic, write_atomic_with,
-};
+use crate::host::fs::SECRET_MODE;
+use crate::host::outdir::{OutputDir, Transaction};
 use crate::iso::writer::{IsoTree, write_iso};
 
 pub const ISO_FILE: &str = "imagebasedconfig.iso";
@@ -59,14 +60,16 @@ pub fn run(args: &ConfigImageArgs) -> Result<Outputs> {
     }
     let inputs = read_inputs(dir)?;
     let ic = &inputs.install_config;
+    // From here on the run writes: one run at a time in a directory, and
+    // the state it reads is the state it replaces.
+    let out = OutputDir::open(dir)?;
+    let _lock = out.lock("create config-image")?;
+    out.remove_stale_temps(&[ISO_FILE, STATE_FILE])?;
     let (identity, origin) =
         ClusterIdentity::load_or_generate(dir, &ic.metadata.name, args.regenerate)?;
     match origin {
         Origin::Generated => tracing::info!("generated a new cluster identity"),
-        Origin::Reused => tracing::info!(
-            "reusing the cluster identity saved in {}",
-            super::identity::STATE_FILE
-        ),
+        Origin::Reused => tracing::info!("reusing the cluster identity saved in {}", STATE_FILE),
     }
 
     // Build every output in memory first.
@@ -84,31 +87,50 @@ pub fn run(args: &ConfigImageArgs) -> Result<Outputs> {
         &identity.ingress_signer,
     )?;
 
-    // The identity first: if a later write fails, the next run still
-    // produces outputs for the same cluster.
-    identity.save(dir)?;
-    let iso = dir.join(ISO_FILE);
-    write_atomic_with(&iso, PUBLIC_MODE, |f| {
-        write_iso(BLOCK_DEVICE_LABEL, &tree, f).context("writing the configuration ISO")
+    // One transaction: every output is staged in full, then all are renamed
+    // into place, the state last, so a failure before the renames changes
+    // nothing.
+    let tx = stage_outputs(&out, &tree, &kubeconfig, &identity).with_context(|| {
+        format!(
+            "preparing the outputs in {} (nothing was replaced)",
+            dir.display()
+        )
     })?;
-    let auth = dir.join(AUTH_DIR);
-    create_dir_with_mode(&auth, 0o700)?;
-    let kubeconfig_path = auth.join(KUBECONFIG_FILE);
-    write_atomic(&kubeconfig_path, kubeconfig.as_bytes(), SECRET_MODE)?;
-    let password_path = auth.join(PASSWORD_FILE);
-    // No trailing newline, as upstream writes it.
-    write_atomic(
-        &password_path,
-        identity.kubeadmin_password.as_bytes(),
-        SECRET_MODE,
-    )?;
+    tx.commit()?;
+    let auth = out.display(AUTH_DIR);
     tracing::info!("Config-Image created in: {}", auth.display());
     Ok(Outputs {
-        iso,
-        kubeconfig: kubeconfig_path,
-        kubeadmin_password: password_path,
+        iso: out.display(ISO_FILE),
+        kubeconfig: auth.join(KUBECONFIG_FILE),
+        kubeadmin_password: auth.join(PASSWORD_FILE),
         identity: origin,
     })
+}
+
+/// Stages every output of the run, the state file last. The ISO is 0600:
+/// it carries signer keys, the pull secret and the password hash.
+fn stage_outputs(
+    out: &OutputDir,
+    tree: &IsoTree,
+    kubeconfig: &str,
+    identity: &ClusterIdentity,
+) -> Result<Transaction> {
+    let mut tx = Transaction::new();
+    tx.stage_with(out, ISO_FILE, SECRET_MODE, |f| {
+        write_iso(BLOCK_DEVICE_LABEL, tree, f).context("writing the configuration ISO")
+    })?;
+    let auth = out.subdir(AUTH_DIR, 0o700)?;
+    auth.remove_stale_temps(&[KUBECONFIG_FILE, PASSWORD_FILE])?;
+    tx.stage(&auth, KUBECONFIG_FILE, SECRET_MODE, kubeconfig.as_bytes())?;
+    // No trailing newline, as upstream writes it.
+    tx.stage(
+        &auth,
+        PASSWORD_FILE,
+        SECRET_MODE,
+        identity.kubeadmin_password.as_bytes(),
+    )?;
+    identity.stage(out, &mut tx)?;
+    Ok(tx)
 }
 
 /// Reads and checks every input, collecting all problems.

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::crypto::{self, ApiCrypto, CertKey};
 use super::password;
-use crate::host::fs::{SECRET_MODE, write_atomic};
+use crate::host::fs::SECRET_MODE;
+use crate::host::outdir::{OutputDir, Transaction};
 
 /// The state file's name in `--dir`.
 pub const STATE_FILE: &str = ".sprout-state.json";
@@ -69,6 +70,8 @@ impl ClusterIdentity {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         let id: Self = serde_json::from_str(&text).map_err(|e| {
+            // serde may quote the file's content, which holds secrets.
+            let e = crate::api::excerpt::sanitize_message(&e.to_string());
             anyhow::anyhow!(
                 "{} is damaged ({e}). It holds this cluster's identity: restore it from a backup, \
                  or run again with --regenerate to start a new identity (kubeconfigs from earlier runs \
@@ -116,10 +119,11 @@ impl ClusterIdentity {
         Ok(())
     }
 
-    /// Writes the state file (0600: it holds private keys and the password).
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    /// Stages the state file (0600: it holds private keys and the password)
+    /// in `dir`. Callers stage it last: it records a complete run.
+    pub fn stage(&self, dir: &OutputDir, tx: &mut Transaction) -> Result<()> {
         let text = serde_json::to_vec_pretty(self).context("encoding the cluster identity")?;
-        write_atomic(&dir.join(STATE_FILE), &text, SECRET_MODE)
+        tx.stage(dir, STATE_FILE, SECRET_MODE, &text)
     }
 
     /// The saved identity for `cluster_name`, or a new one.

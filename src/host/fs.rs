@@ -1,5 +1,9 @@
 //! File outputs that are never half-written.
 //!
+//! Outputs in a directory the user names (`--dir`, `--root`) go through
+//! [`super::outdir`] instead: no symlink followed, one transaction per run,
+//! a lock. What is here serves sprout's own caches.
+//!
 //! Every output goes to a temporary file in its destination directory, is
 //! synced, gets its final mode, and is renamed over the destination. A crash
 //! or error leaves either the old file or the new one, never a torn mix.
@@ -10,6 +14,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+
+use super::outdir::{OutputDir, Transaction};
 
 /// Mode of files holding secrets: keys, passwords, pull secrets, kubeconfigs.
 pub const SECRET_MODE: u32 = 0o600;
@@ -65,21 +71,30 @@ pub fn write_atomic_with(
 /// Writes a sample input file `dir/name` (0600: samples become files with
 /// secrets or site details), refusing to replace an existing one unless
 /// `force`.
+///
+/// The sample is written through [`OutputDir`] under the directory's lock:
+/// never through a symlink, never half-written.
 pub fn write_sample(dir: &Path, name: &str, text: &str, force: bool) -> Result<()> {
     let path = dir.join(name);
-    if path.exists() && !force {
+    // symlink_metadata: a dangling link in its place exists too.
+    if fs::symlink_metadata(&path).is_ok() && !force {
         anyhow::bail!(
             "{} already exists; edit it, or use --force to replace it with the sample",
             path.display()
         );
     }
-    if !dir.exists() {
-        create_dir_with_mode(dir, 0o755)?;
-    }
-    write_atomic(&path, text.as_bytes(), SECRET_MODE)
+    let out = OutputDir::open_or_create(dir, 0o755)?;
+    let _lock = out.lock("create template")?;
+    out.remove_stale_temps(&[name])?;
+    let mut tx = Transaction::new();
+    tx.stage(&out, name, SECRET_MODE, text.as_bytes())?;
+    tx.commit()?;
+    Ok(())
 }
 
-/// Creates `dir` (and parents) and sets its mode.
+/// Creates `dir` (and parents) and sets its mode, by path: a symlink in
+/// its place is followed. For directories inside an output directory use
+/// [`OutputDir::subdir`], which never follows one.
 pub fn create_dir_with_mode(dir: &Path, mode: u32) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
     fs::set_permissions(dir, Permissions::from_mode(mode))

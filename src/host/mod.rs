@@ -5,5 +5,6 @@ pub mod disk;
 pub mod fs;
 pub mod mount;
 pub mod ostree;
+pub mod outdir;
 pub mod systemd;
 pub mod udev;

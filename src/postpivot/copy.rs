@@ -6,12 +6,15 @@
 //! the disk. Everything lands owner-only (0700 directories, 0600 files): the
 //! configuration holds the pull secret and private keys.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+
+use crate::host::outdir::OutputDir;
 
 /// Bounds of one copy.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +49,13 @@ pub struct Copied {
 
 /// Copies the tree under `from` into the existing empty directory `to`.
 pub fn copy_tree(from: &Path, to: &Path, limits: Limits) -> Result<Copied> {
+    copy_tree_into(from, &OutputDir::open(to)?, limits)
+}
+
+/// Copies the tree under `from` into the empty directory held by `to`.
+/// Everything is created through directory descriptors, new (`O_EXCL`,
+/// `mkdirat`), never through a symlink.
+pub fn copy_tree_into(from: &Path, to: &OutputDir, limits: Limits) -> Result<Copied> {
     let mut done = Copied::default();
     walk(from, to, Path::new(""), 0, limits, &mut done)?;
     Ok(done)
@@ -53,7 +63,7 @@ pub fn copy_tree(from: &Path, to: &Path, limits: Limits) -> Result<Copied> {
 
 fn walk(
     src: &Path,
-    dst: &Path,
+    dst: &OutputDir,
     rel: &Path,
     depth: usize,
     limits: Limits,
@@ -81,21 +91,18 @@ fn walk(
             );
         }
         let name = entry.file_name();
-        let (s, d, r) = (entry.path(), dst.join(&name), rel.join(&name));
+        let (s, d, r) = (entry.path(), dst.display(&name), rel.join(&name));
         // symlink_metadata: the entry itself, never what a link points to.
         let meta =
             fs::symlink_metadata(&s).with_context(|| format!("inspecting {}", s.display()))?;
         let kind = meta.file_type();
         if kind.is_dir() {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&d)
-                .with_context(|| format!("creating directory {}", d.display()))?;
+            let sub = dst.create_subdir(&name, 0o700)?;
             done.dirs += 1;
-            walk(&s, &d, &r, depth + 1, limits, done)?;
+            walk(&s, &sub, &r, depth + 1, limits, done)?;
         } else if kind.is_file() {
             let budget = limits.max_bytes.saturating_sub(done.bytes);
-            done.bytes += copy_file(&s, &d, budget)
+            done.bytes += copy_file(&s, dst, &name, budget)
                 .with_context(|| format!("copying {} to {}", s.display(), d.display()))?;
             done.files += 1;
         } else {
@@ -109,24 +116,21 @@ fn walk(
     Ok(())
 }
 
-/// Copies one regular file, at most `budget` bytes; returns its size.
-fn copy_file(src: &Path, dst: &Path, budget: u64) -> Result<u64> {
+/// Copies one regular file to the new file `dst/name`, at most `budget`
+/// bytes; returns its size.
+fn copy_file(src: &Path, dst: &OutputDir, name: &OsStr, budget: u64) -> Result<u64> {
     // O_NOFOLLOW: if the entry was swapped for a link since it was
     // inspected, the open fails instead of reading elsewhere.
     let input = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(src)?;
-    let mut output = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(dst)?;
+    let mut output = dst.create_file(name, 0o600)?;
     // One byte more than the budget tells "too big" from "exactly fits".
-    let copied = io::copy(&mut input.take(budget + 1), &mut output)?;
+    let copied = io::copy(&mut input.take(budget.saturating_add(1)), &mut output)?;
     if copied > budget {
         drop(output);
-        let _ = fs::remove_file(dst);
+        let _ = dst.remove_entry(name);
         bail!(
             "the configuration medium holds more than {} MiB; \
              rebuild it with `sprout create config-image`",
@@ -142,30 +146,20 @@ fn copy_file(src: &Path, dst: &Path, budget: u64) -> Result<u64> {
 /// same name, and `last` (when present) after all others: readers that wait
 /// for `last` see a complete tree.
 pub fn install_entries(staging: &Path, target: &Path, last: &str) -> Result<()> {
-    let mut names = fs::read_dir(staging)
-        .with_context(|| format!("reading directory {}", staging.display()))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()
-        .with_context(|| format!("reading directory {}", staging.display()))?;
+    install_entries_at(&OutputDir::open(staging)?, &OutputDir::open(target)?, last)
+}
+
+/// [`install_entries`] on held directories: each entry is swapped into place
+/// (atomically where the filesystem can) and the stale one removed, never
+/// through a symlink.
+pub fn install_entries_at(staging: &OutputDir, target: &OutputDir, last: &str) -> Result<()> {
+    let mut names = staging.entry_names()?;
     // Stable order, `last` at the end.
     names.sort_by_key(|n| (n == last, n.clone()));
     for name in names {
-        let (from, to) = (staging.join(&name), target.join(&name));
-        match fs::symlink_metadata(&to) {
-            Ok(m) if m.is_dir() => fs::remove_dir_all(&to)
-                .with_context(|| format!("removing the stale {}", to.display()))?,
-            Ok(_) => fs::remove_file(&to)
-                .with_context(|| format!("removing the stale {}", to.display()))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("inspecting {}", to.display())),
-        }
-        fs::rename(&from, &to)
-            .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
+        staging.move_into(&name, target)?;
     }
-    if let Ok(d) = File::open(target) {
-        // Makes the renames durable; failure only weakens crash safety.
-        let _ = d.sync_all();
-    }
+    target.sync();
     Ok(())
 }
 

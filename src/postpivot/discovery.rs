@@ -23,6 +23,7 @@ use anyhow::{Context, Result, bail};
 
 use super::copy::{self, Copied, Limits};
 use crate::host::mount::{self as hostmount, Mounted};
+use crate::host::outdir::{OutputDir, TempSubdir};
 use crate::host::systemd;
 use crate::host::udev::{Action, BlockDevice, BlockEvent, BlockMonitor};
 
@@ -191,7 +192,7 @@ pub fn discover<H: Host>(opts: &Options, open: impl FnOnce() -> Result<H>) -> Re
                 device.devnode.display(),
                 device.kind,
             );
-            match take(&mut host, &opts.root, &work, &device) {
+            match take(&mut host, &opts.root, &device) {
                 Ok(copied) => {
                     let msg = format!(
                         "configuration copied from {} to {}",
@@ -255,19 +256,20 @@ pub fn discover<H: Host>(opts: &Options, open: impl FnOnce() -> Result<H>) -> Re
 }
 
 /// Mounts `device`, checks it is a configuration medium, copies it into
-/// `work` and unmounts it.
-fn take<H: Host>(host: &mut H, root: &Path, work: &Path, device: &BlockDevice) -> Result<Copied> {
+/// `root`/[`WORK_DIR`] and unmounts it.
+fn take<H: Host>(host: &mut H, root: &Path, device: &BlockDevice) -> Result<Copied> {
     let fstype = device
         .fs_type
         .as_deref()
         .context("udev reports no filesystem type on it")?;
-    let parent = root.join(MOUNT_PARENT);
-    crate::host::fs::create_dir_with_mode(&parent, 0o700)?;
+    // Below --root nothing is reached through a symlink that leads out of
+    // it, and no mode is set through a path (host::outdir).
+    let parent = OutputDir::open_beneath(root, MOUNT_PARENT, 0o700)?;
     // Declared before the mount, so it is removed after the unmount.
     let mountpoint = tempfile::Builder::new()
         .prefix("config-media.")
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a mount point in {}", parent.display()))?;
+        .tempdir_in(parent.path())
+        .with_context(|| format!("creating a mount point in {}", parent.path().display()))?;
     let mounted = host.mount(device, fstype, mountpoint.path())?;
     let manifest = mountpoint.path().join(MANIFEST);
     if !std::fs::symlink_metadata(&manifest).is_ok_and(|m| m.is_file()) {
@@ -277,12 +279,11 @@ fn take<H: Host>(host: &mut H, root: &Path, work: &Path, device: &BlockDevice) -
             device.fs_label.as_deref().unwrap_or_default()
         );
     }
-    crate::host::fs::create_dir_with_mode(work, 0o700)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".sprout-incoming.")
-        .tempdir_in(work)
-        .with_context(|| format!("creating a staging directory in {}", work.display()))?;
-    let copied = copy::copy_tree(mountpoint.path(), staging.path(), Limits::default())
+    let work_dir = OutputDir::open_beneath(root, WORK_DIR, 0o700)?;
+    let _lock = work_dir.lock_in_place()?;
+    work_dir.remove_stale_temps(&[])?;
+    let staging = TempSubdir::new(&work_dir, "incoming", 0o700)?;
+    let copied = copy::copy_tree_into(mountpoint.path(), staging.dir(), Limits::default())
         .with_context(|| {
             format!(
                 "copying the configuration from {}",
@@ -293,7 +294,7 @@ fn take<H: Host>(host: &mut H, root: &Path, work: &Path, device: &BlockDevice) -
         // The copy is complete; a medium left mounted is only untidy.
         tracing::warn!("{e:#}");
     }
-    copy::install_entries(staging.path(), work, CONFIG_DIR)?;
+    copy::install_entries_at(staging.dir(), &work_dir, CONFIG_DIR)?;
     Ok(copied)
 }
 

@@ -302,3 +302,54 @@ fn no_filesystems_at_all_hints_at_udevd() {
     let err = discover(&opts(root.path(), 100), || Ok(h)).unwrap_err();
     assert!(format!("{err:#}").contains("is systemd-udevd running?"));
 }
+
+/// Issue 9, class 3: `/opt/openshift` under --root a symlink out of the
+/// root; nothing is written or chmod-ed there, the device is not used.
+#[test]
+fn a_work_dir_linked_out_of_the_root_is_refused() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    fs::set_permissions(outside.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(root.path().join("opt")).unwrap();
+    symlink(outside.path(), root.path().join(WORK_DIR)).unwrap();
+    let medium = config_medium();
+    let mut h = host(vec![dev(
+        "/dev/sr0",
+        BlockKind::Disk,
+        Some(("iso9660", "cluster-config")),
+    )]);
+    h.media
+        .insert("/dev/sr0".into(), medium.path().to_path_buf());
+    let err = discover(&opts(root.path(), 200), || Ok(h)).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("is a symbolic link"), "{msg}");
+    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    let mode = fs::metadata(outside.path()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755);
+}
+
+/// RHCOS has `/opt -> var/opt`: a link among the parents that stays inside
+/// the root is followed, and the configuration lands there.
+#[test]
+fn a_parent_link_inside_the_root_is_followed() {
+    use std::os::unix::fs::symlink;
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("var/opt")).unwrap();
+    symlink("var/opt", root.path().join("opt")).unwrap();
+    let medium = config_medium();
+    let mut h = host(vec![dev(
+        "/dev/sr0",
+        BlockKind::Disk,
+        Some(("iso9660", "cluster-config")),
+    )]);
+    h.media
+        .insert("/dev/sr0".into(), medium.path().to_path_buf());
+    discover(&opts(root.path(), 1000), || Ok(h)).unwrap();
+    assert!(
+        root.path()
+            .join("var/opt/openshift")
+            .join(MANIFEST)
+            .is_file()
+    );
+}

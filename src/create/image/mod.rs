@@ -5,7 +5,9 @@
 //! ISO's embed areas, and that the payload fits. The output is the base ISO
 //! copied (with `copy_file_range`, so reflinked where the filesystem can)
 //! into a temporary file, patched in place and renamed: bytes outside the
-//! embed areas are the base ISO's own.
+//! embed areas are the base ISO's own. The run holds `--dir`'s lock and
+//! writes through `host::outdir` (no symlink followed, 0600: the ISO carries
+//! the pull secret).
 
 pub mod ignition_config;
 pub mod template;
@@ -25,7 +27,8 @@ use crate::api::install_config::{self, InstallConfig};
 use crate::api::installation_config::{self, InstallationConfig};
 use crate::api::yaml;
 use crate::cli::ImageArgs;
-use crate::host::fs::{PUBLIC_MODE, write_atomic_with};
+use crate::host::fs::SECRET_MODE;
+use crate::host::outdir::{OutputDir, Transaction};
 use crate::iso::embed::{self, CONFIG_IGN, KargsAreas};
 use crate::iso::iso9660::Iso9660;
 
@@ -58,10 +61,13 @@ pub fn run(args: &ImageArgs) -> Result<PathBuf> {
         inputs.config.architecture().rpm_arch(),
     )?;
     let base = base_iso::resolve(&opts)?;
-    let out = dir.join(ISO_FILE);
-    build_iso(&base, &out, &generated, args.force)?;
-    tracing::info!("Image-based installation ISO created: {}", out.display());
-    Ok(out)
+    let out = OutputDir::open(dir)?;
+    let _lock = out.lock("create image")?;
+    out.remove_stale_temps(&[ISO_FILE])?;
+    build_iso(&base, &out, ISO_FILE, &generated, args.force)?;
+    let iso = out.display(ISO_FILE);
+    tracing::info!("Image-based installation ISO created: {}", iso.display());
+    Ok(iso)
 }
 
 fn read_inputs(dir: &Path) -> Result<Inputs> {
@@ -111,8 +117,17 @@ fn read_inputs(dir: &Path) -> Result<Inputs> {
     })
 }
 
-/// Checks the base ISO, then writes the patched copy to `out` atomically.
-pub fn build_iso(base: &Path, out: &Path, generated: &Generated, force: bool) -> Result<()> {
+/// Checks the base ISO, then writes the patched copy to `out/name` as one
+/// transaction: staged in full (anonymous where the filesystem allows, so a
+/// killed run leaves nothing), then renamed into place. The file is 0600: it
+/// carries the pull secret.
+pub fn build_iso(
+    base: &Path,
+    out: &OutputDir,
+    name: &str,
+    generated: &Generated,
+    force: bool,
+) -> Result<()> {
     let mut src =
         File::open(base).with_context(|| format!("opening the base ISO {}", base.display()))?;
     let iso = Iso9660::open(&mut src)
@@ -158,9 +173,10 @@ pub fn build_iso(base: &Path, out: &Path, generated: &Generated, force: bool) ->
     tracing::info!(
         "copying the base ISO ({} MiB) to {}",
         size / (1024 * 1024),
-        out.display()
+        out.display(name).display()
     );
-    write_atomic_with(out, PUBLIC_MODE, |tmp| {
+    let mut tx = Transaction::new();
+    tx.stage_with(out, name, SECRET_MODE, |tmp| {
         src.seek(SeekFrom::Start(0))
             .context("rewinding the base ISO")?;
         let copied = std::io::copy(&mut src, tmp).context("copying the base ISO")?;
@@ -175,4 +191,12 @@ pub fn build_iso(base: &Path, out: &Path, generated: &Generated, force: bool) ->
         }
         Ok(())
     })
+    .with_context(|| {
+        format!(
+            "preparing {} (any previous one is unchanged)",
+            out.display(name).display()
+        )
+    })?;
+    tx.commit()?;
+    Ok(())
 }
