@@ -1,6 +1,7 @@
 //! Wire formats of every input and output, with their validation.
 
 pub mod diag;
+pub mod go_json;
 pub mod ibi_config;
 pub mod ignition;
 pub mod image_based_config;

@@ -6,6 +6,9 @@
 
 pub mod copy;
 pub mod discovery;
+pub mod effective;
+pub mod kubeconfig_crypto;
+pub mod recert_config;
 
 use std::time::Duration;
 
