@@ -1,7 +1,9 @@
 //! Everything that touches the machine.
 
 pub mod command;
+pub mod etcd;
 pub mod fs;
 pub mod mount;
+pub mod shutdown;
 pub mod systemd;
 pub mod udev;
