@@ -6,12 +6,14 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use sprout::host::etcd::{Binary, HealthWait, Launcher, Ports, TempEtcd, listening};
+use sprout::host::etcd::{
+    Binary, CONTAINER_NAME, HealthWait, Launcher, Podman, Ports, TempEtcd, listening,
+};
 use sprout::host::shutdown;
 
 fn etcd_available(test: &str) -> bool {
@@ -333,4 +335,140 @@ fn sigterm_child(dir: &Path) {
         Err(e) => println!("interrupted: {e}"),
         Ok(()) => println!("no SIGTERM came"),
     }
+}
+
+/// The podman launcher with the production argv (plus this machine's
+/// runtime options) on an image made FROM scratch of Debian's etcd.
+#[test]
+fn podman_launcher_runs_the_static_pod_image_on_loopback() {
+    let test = "podman_launcher_runs_the_static_pod_image_on_loopback";
+    if !etcd_available(test)
+        || !support::require("podman", test)
+        || !support::require("buildah", test)
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = format!("localhost/sprout-test/etcd:{}", std::process::id());
+    build_etcd_image(dir.path(), &image);
+    let root = dir.path().join("root");
+    let manifests = root.join("etc/kubernetes/manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("etcd-pod.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: etcd\n    image: {image}\n"
+        ),
+    )
+    .unwrap();
+    let auth = dir.path().join("config.json");
+    std::fs::write(&auth, r#"{"auths":{}}"#).unwrap();
+    let mut podman = Podman::new(sprout::host::etcd::etcd_image(&root).unwrap());
+    podman.global_args = vec!["--runtime".into(), "runc".into()];
+    podman.run_args = [
+        "--ulimit",
+        "nofile=20000:20000",
+        "--ulimit",
+        "nproc=32768:32768",
+    ]
+    .map(String::from)
+    .to_vec();
+    podman.auth_file = auth;
+    podman.data_dir = dir.path().join("data");
+    std::fs::create_dir(&podman.data_dir).unwrap();
+    let ports = free_ports();
+
+    let etcd = TempEtcd::start(&Launcher::Podman(podman), ports, wait()).unwrap();
+    let inspect = Command::new("podman")
+        .args([
+            "--runtime",
+            "runc",
+            "inspect",
+            "-f",
+            "{{.State.Pid}}",
+            CONTAINER_NAME,
+        ])
+        .output()
+        .unwrap();
+    let pid: u32 = String::from_utf8_lossy(&inspect.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let mut sockets = listening_sockets(pid);
+    sockets.sort();
+    let mut want = vec![
+        ("127.0.0.1".to_string(), ports.client),
+        ("127.0.0.1".to_string(), ports.peer),
+    ];
+    want.sort();
+    assert_eq!(
+        sockets, want,
+        "the container's etcd listens beyond 127.0.0.1"
+    );
+    // The data lands in the mounted data dir, as with /var/lib/etcd.
+    assert!(dir.path().join("data/member").is_dir());
+
+    etcd.stop().unwrap();
+    assert!(!listening(ports.client) && !listening(ports.peer));
+    let start = Instant::now();
+    while container_exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{CONTAINER_NAME} was not removed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("podman").args(["rmi", "-f", &image]).output();
+}
+
+fn container_exists() -> bool {
+    Command::new("podman")
+        .args(["--runtime", "runc", "container", "exists", CONTAINER_NAME])
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// An image holding only /usr/bin/etcd and the libraries it links.
+fn build_etcd_image(dir: &Path, tag: &str) {
+    let ctx = dir.join("image");
+    let etcd = support_which("etcd");
+    let mut files = vec![etcd.clone()];
+    let ldd = Command::new("ldd").arg(&etcd).output().unwrap();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "/lib64/ld-linux… (0x…)"
+        let path = line.split_whitespace().find(|w| w.starts_with('/'));
+        if let Some(p) = path {
+            files.push(PathBuf::from(p));
+        }
+    }
+    for f in &files {
+        let dest = ctx.join("rootfs").join(f.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(std::fs::canonicalize(f).unwrap(), dest).unwrap();
+    }
+    std::fs::create_dir_all(ctx.join("rootfs/tmp")).unwrap();
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin:/bin\n",
+    )
+    .unwrap();
+    let out = Command::new("buildah")
+        .args(["bud", "--isolation", "chroot", "-q", "-t", tag])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "buildah: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn support_which(tool: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
