@@ -7,6 +7,7 @@
 pub mod copy;
 pub mod discovery;
 pub mod effective;
+pub mod inputs;
 pub mod kubeconfig_crypto;
 pub mod recert_config;
 pub mod recert_run;

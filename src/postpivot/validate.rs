@@ -363,7 +363,7 @@ mod keys;
 
 #[cfg(test)]
 #[path = "validate_tests.rs"]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 #[path = "validate_keys_tests.rs"]

@@ -21,12 +21,12 @@ pub(super) const SSH_PUBLIC: &str =
 pub(super) const OTHER_PUBLIC: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIEvQrnvWRMJhiNfAp2GDx8QeoE4byN+ODOLAcewNkM1 test2";
 
-pub(super) struct Crypto {
-    pub(super) api: crypto::ApiCrypto,
-    pub(super) ingress: crypto::CertKey,
+pub(crate) struct Crypto {
+    pub(crate) api: crypto::ApiCrypto,
+    pub(crate) ingress: crypto::CertKey,
 }
 
-pub(super) fn generated() -> &'static Crypto {
+pub(crate) fn generated() -> &'static Crypto {
     static C: OnceLock<Crypto> = OnceLock::new();
     C.get_or_init(|| Crypto {
         api: crypto::generate_api_crypto().unwrap(),
@@ -34,7 +34,7 @@ pub(super) fn generated() -> &'static Crypto {
     })
 }
 
-pub(super) fn seed() -> SeedClusterInfo {
+pub(crate) fn seed() -> SeedClusterInfo {
     SeedClusterInfo {
         base_domain: "example.com".into(),
         cluster_name: "seed".into(),
@@ -47,7 +47,7 @@ pub(super) fn seed() -> SeedClusterInfo {
     }
 }
 
-pub(super) fn valid() -> SeedReconfiguration {
+pub(crate) fn valid() -> SeedReconfiguration {
     let c = generated();
     let mut r = SeedReconfiguration {
         api_version: 1,
