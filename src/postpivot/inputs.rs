@@ -46,7 +46,7 @@ fn read<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     parse(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-/// The hostname the kernel has now: on the node the real one; in a copied
+/// The hostname the kernel has now (for step 6d, after NetworkManager ran): on the node the real one; in a copied
 /// tree (`--root` other than `/`) its `etc/hostname`.
 pub fn kernel_hostname(root: &Path) -> Result<String> {
     if root == Path::new("/") {
@@ -63,7 +63,8 @@ pub fn kernel_hostname(root: &Path) -> Result<String> {
 }
 
 /// Reads the seed facts, the reconfiguration and the cert-manager keys
-/// under `root` and validates them; reads only, so on `Err` nothing has
+/// under `root` and validates them (an empty `hostname` is checked at step
+/// 6d with [`validate::resolved_hostname`] and [`kernel_hostname`]); reads only, so on `Err` nothing has
 /// changed. An invalid configuration is an `api::diag::InvalidInput` error
 /// listing every problem.
 pub fn read_and_check(root: &Path, working_dir: &str) -> Result<Checked> {
@@ -71,11 +72,9 @@ pub fn read_and_check(root: &Path, working_dir: &str) -> Result<Checked> {
     let wd = node_path(root, working_dir);
     let reconfig: SeedReconfiguration = read(&wd.join(MANIFEST))?;
     let cert_manager_keys = validate::read_cert_manager_keys(&wd.join(CERT_MANAGER_DIR))?;
-    let hostname = kernel_hostname(root)?;
     validate::validate(validate::Inputs {
         reconfig: &reconfig,
         seed: &seed,
-        kernel_hostname: &hostname,
         cert_manager_keys: &cert_manager_keys,
     })?;
     Ok(Checked {

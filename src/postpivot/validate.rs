@@ -44,8 +44,6 @@ pub struct CertManagerKey {
 pub struct Inputs<'a> {
     pub reconfig: &'a SeedReconfiguration,
     pub seed: &'a SeedClusterInfo,
-    /// The kernel's hostname now; used when `hostname` is empty.
-    pub kernel_hostname: &'a str,
     /// The files of `cluster-configuration/certmanager-crypto/`.
     pub cert_manager_keys: &'a [CertManagerKey],
 }
@@ -59,7 +57,7 @@ pub fn validate(i: Inputs<'_>) -> Result<(), InvalidInput> {
         p.unsupported("api_version", &r.api_version.to_string(), &["1"]);
     }
     identity(&mut p, r);
-    hostname(&mut p, &r.hostname, i.kernel_hostname);
+    hostname(&mut p, &r.hostname);
     seed_facts(&mut s, i.seed);
     let ips = effective::node_ips(r);
     if !ips.is_empty() {
@@ -152,11 +150,10 @@ fn identity(p: &mut Problems, r: &SeedReconfiguration) {
     }
 }
 
-fn hostname(p: &mut Problems, configured: &str, kernel: &str) {
+fn hostname(p: &mut Problems, configured: &str) {
+    // Empty: the kernel's name once NetworkManager is up (DHCP may set it
+    // then), so it is checked by `resolved_hostname` at that step.
     if configured.is_empty() {
-        if let Err(e) = effective::hostname(configured, kernel) {
-            p.required("hostname", &e.to_string());
-        }
         return;
     }
     if configured == LOCALHOST {
@@ -172,6 +169,22 @@ fn hostname(p: &mut Problems, configured: &str, kernel: &str) {
             "must be a lower-case RFC 1123 name (a-z, 0-9, '-' and '.'), at most 64 characters: \
              it becomes the Kubernetes node name",
         );
+    }
+}
+
+/// Step 6d: the hostname to use (the configured one, else `kernel`, the
+/// kernel's after the network came up), with the same rules as above.
+pub fn resolved_hostname(configured: &str, kernel: &str) -> Result<String, InvalidInput> {
+    let mut p = Problems::new(RECONFIG_FILE);
+    match effective::hostname(configured, kernel) {
+        Ok(h) => {
+            hostname(&mut p, &h);
+            finish(p.into_vec()).map(|()| h)
+        }
+        Err(e) => {
+            p.required("hostname", &e.to_string());
+            Err(InvalidInput(p.into_vec()))
+        }
     }
 }
 
@@ -272,7 +285,13 @@ fn machine_networks(
             }
         }
     }
-    if !ips.is_empty() && networks.len() != ips.len() {
+    if networks.is_empty() {
+        p.required(
+            "machine_networks",
+            "one machine network per node IP, in the same order (they give the node-IP hint, \
+             and noProxy with a proxy)",
+        );
+    } else if !ips.is_empty() && networks.len() != ips.len() {
         p.invalid(
             "machine_networks",
             &networks.join(","),
@@ -336,12 +355,6 @@ fn proxy(p: &mut Problems, r: &SeedReconfiguration, seed: &SeedClusterInfo) {
     }
     if let Some(proxy) = &r.proxy {
         validate_proxy(p, proxy);
-        if effective::machine_networks(r).is_empty() {
-            p.required(
-                "machine_networks",
-                "needed with a proxy: they go into noProxy",
-            );
-        }
     }
 }
 

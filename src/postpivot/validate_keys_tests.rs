@@ -145,7 +145,7 @@ fn cert_manager_key_names_follow_the_pattern() {
         cm_key("README", "not a key, ignored like upstream"),
     ];
     assert_one(
-        check_with(&valid(), &seed(), "x", &keys),
+        check_with(&valid(), &seed(), &keys),
         &["cluster-configuration/certmanager-crypto/router-cert.key: the name must be CN="],
     );
 }
@@ -155,7 +155,7 @@ fn cert_manager_cns_cannot_hold_rule_separators() {
     let key = &generated().api.lb_signer.key_pem;
     let keys = [cm_key("CN=system:grafana__ns_tls.key", key)];
     assert_one(
-        check_with(&valid(), &seed(), "x", &keys),
+        check_with(&valid(), &seed(), &keys),
         &["cannot contain ':' or ' '"],
     );
 }
@@ -165,7 +165,7 @@ fn cert_manager_keys_must_parse() {
     let cert = &generated().api.lb_signer.cert_pem;
     let keys = [cm_key("CN=grafana__monitoring_grafana-tls.key", cert)];
     assert_one(
-        check_with(&valid(), &seed(), "x", &keys),
+        check_with(&valid(), &seed(), &keys),
         &["grafana-tls.key: is not a PEM private key"],
     );
 }

@@ -83,13 +83,11 @@ pub(crate) fn valid() -> SeedReconfiguration {
 pub(super) fn check_with(
     r: &SeedReconfiguration,
     s: &SeedClusterInfo,
-    kernel: &str,
     keys: &[CertManagerKey],
 ) -> Vec<String> {
     match validate(Inputs {
         reconfig: r,
         seed: s,
-        kernel_hostname: kernel,
         cert_manager_keys: keys,
     }) {
         Ok(()) => Vec::new(),
@@ -98,7 +96,7 @@ pub(super) fn check_with(
 }
 
 pub(super) fn check(r: &SeedReconfiguration) -> Vec<String> {
-    check_with(r, &seed(), "node-from-dhcp", &[])
+    check_with(r, &seed(), &[])
 }
 
 /// Exactly one problem, containing every one of `parts`.
@@ -149,14 +147,20 @@ fn hostname_must_be_a_node_name() {
 }
 
 #[test]
-fn empty_hostname_needs_a_kernel_hostname_other_than_localhost() {
+fn empty_hostname_is_resolved_later_with_the_same_rules() {
     let mut r = valid();
     r.hostname.clear();
+    // Not refused up front: DHCP may name the node once the network is up.
     assert!(check(&r).is_empty());
-    assert_one(
-        check_with(&r, &seed(), "localhost", &[]),
-        &["hostname: Required value", "\"localhost\""],
+    assert_eq!(resolved_hostname("", "from-dhcp").unwrap(), "from-dhcp");
+    assert_eq!(resolved_hostname("sno-1", "seed-node").unwrap(), "sno-1");
+    let e = resolved_hostname("", "localhost").unwrap_err().to_string();
+    assert!(
+        e.contains("hostname: Required value") && e.contains("\"localhost\""),
+        "{e}"
     );
+    let e = resolved_hostname("", "Node_1").unwrap_err().to_string();
+    assert!(e.contains("hostname: Invalid value: \"Node_1\""), "{e}");
 }
 
 #[test]
@@ -187,7 +191,7 @@ fn the_seed_must_name_its_recert_image() {
     let mut s = seed();
     s.recert_image_pull_spec.clear();
     assert_one(
-        check_with(&valid(), &s, "x", &[]),
+        check_with(&valid(), &s, &[]),
         &["/var/seed_data/manifest.json: recert_image_pull_spec: Required value"],
     );
 }
@@ -197,7 +201,7 @@ fn the_seed_ingress_cn_must_fit_recert_rules() {
     let mut s = seed();
     s.ingress_certificate_cn = "a,b".into();
     assert_one(
-        check_with(&valid(), &s, "x", &[]),
+        check_with(&valid(), &s, &[]),
         &["/var/seed_data/manifest.json: ingress_certificate_cn"],
     );
 }
@@ -207,7 +211,7 @@ fn the_seed_must_have_node_ips() {
     let mut s = seed();
     s.node_ips.clear();
     assert_one(
-        check_with(&valid(), &s, "x", &[]),
+        check_with(&valid(), &s, &[]),
         &["/var/seed_data/manifest.json: node_ips: Required value"],
     );
 }
@@ -220,7 +224,7 @@ fn node_ip_count_must_match_the_seed() {
     let mut s = seed();
     s.machine_networks.clear();
     assert_one(
-        check_with(&r, &s, "x", &[]),
+        check_with(&r, &s, &[]),
         &[
             "node_ips: Invalid value",
             "has 2 address(es) but the seed has 1",
@@ -236,7 +240,7 @@ fn node_ip_family_must_match_the_seed_per_index() {
     let mut s = seed();
     s.machine_networks.clear();
     assert_one(
-        check_with(&r, &s, "x", &[]),
+        check_with(&r, &s, &[]),
         &["node_ips[0]", "is IPv6 but the seed's node IP 0 is IPv4"],
     );
 }
@@ -258,7 +262,7 @@ fn machine_network_count_must_match_node_ips() {
     let mut s = seed();
     s.machine_networks.clear();
     assert_one(
-        check_with(&r, &s, "x", &[]),
+        check_with(&r, &s, &[]),
         &["machine_networks", "has 2 network(s) for 1 node IP(s)"],
     );
 }
@@ -334,10 +338,7 @@ fn a_proxy_needs_a_seed_made_with_one() {
 fn a_seed_made_with_a_proxy_needs_one() {
     let mut s = seed();
     s.has_proxy = true;
-    assert_one(
-        check_with(&valid(), &s, "x", &[]),
-        &["proxy: Required value"],
-    );
+    assert_one(check_with(&valid(), &s, &[]), &["proxy: Required value"]);
 }
 
 #[test]
@@ -350,26 +351,23 @@ fn proxy_urls_are_checked() {
         ..a_proxy()
     });
     assert_one(
-        check_with(&r, &s, "x", &[]),
+        check_with(&r, &s, &[]),
         &["proxy.httpProxy: Unsupported value: \"socks5://proxy:1080\""],
     );
 }
 
 #[test]
-fn a_proxy_needs_machine_networks() {
+fn machine_networks_are_required() {
     let mut r = valid();
     let mut s = seed();
-    s.has_proxy = true;
     s.machine_networks.clear();
-    r.proxy = Some(a_proxy());
     r.node_ips.clear();
     r.machine_networks.clear();
     assert_one(
-        check_with(&r, &s, "x", &[]),
-        &["machine_networks: Required value: needed with a proxy"],
+        check_with(&r, &s, &[]),
+        &["machine_networks: Required value: one machine network per node IP"],
     );
 }
-
 #[test]
 fn pull_secret_is_required() {
     let mut r = valid();
