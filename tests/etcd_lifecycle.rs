@@ -111,7 +111,8 @@ fn assert_stopped(pid: u32, ports: Ports) {
 
 #[test]
 fn listens_on_loopback_only_and_stops_after_success() {
-    if !etcd_available("listens_on_loopback_only_and_stops_after_success") {
+    let test = "listens_on_loopback_only_and_stops_after_success";
+    if !etcd_available(test) || !support::require("etcdctl", test) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
