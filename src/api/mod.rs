@@ -1,8 +1,9 @@
 //! Wire formats of every input and output, with their validation.
 
 pub mod diag;
-pub mod go_yaml;
 pub mod excerpt;
+pub mod go_json;
+pub mod go_yaml;
 pub mod ibi_config;
 pub mod ignition;
 pub mod image_based_config;

@@ -2,9 +2,11 @@
 
 pub mod command;
 pub mod disk;
+pub mod etcd;
 pub mod fs;
 pub mod mount;
 pub mod ostree;
 pub mod outdir;
+pub mod shutdown;
 pub mod systemd;
 pub mod udev;

@@ -6,6 +6,13 @@
 
 pub mod copy;
 pub mod discovery;
+pub mod effective;
+pub mod inputs;
+pub mod kubeconfig_crypto;
+pub mod markers;
+pub mod recert_config;
+pub mod recert_run;
+pub mod validate;
 
 use std::time::Duration;
 

@@ -125,3 +125,13 @@ pub fn problems_of(args: &[&str], dir: &Path) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// Like [`have`], but under `CI=true` a missing tool fails the test
+/// instead of skipping it.
+pub fn require(tool: &str, test: &str) -> bool {
+    let ok = have(tool, test);
+    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {tool} is required under CI=true (run scripts/setup.sh)");
+    }
+    ok
+}
