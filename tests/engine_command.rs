@@ -66,12 +66,13 @@ fn child() {
         }
         // Starts a sleeper (in its own process group) and sleeps too.
         "spawner" => {
-            let _sleeper = Command::new(std::env::current_exe().unwrap())
+            let mut sleeper = Command::new(std::env::current_exe().unwrap())
                 .args(["--exact", "child", "--nocapture"])
                 .env(CHILD, "sleeper")
                 .spawn()
                 .unwrap();
             std::thread::sleep(Duration::from_secs(600));
+            let _ = sleeper.wait();
         }
         // Plays sprout: runs a sleeper through Cmd and is SIGKILLed.
         "sprout" => {

@@ -399,11 +399,15 @@ impl<'p, S> Runner<'p, S> {
         // A half-done RedoFromClean step may look done; clean it first.
         let redo = interrupted && step.kind() == Kind::RedoFromClean;
         if !redo && let Some(reason) = self.already_done(step, ctx, state, before.as_ref())? {
-            entry.state = StepState::Skipped;
-            entry.ended = Some(clock::rfc3339(clock::now_ms()));
-            entry.reason = Some(reason.clone());
-            journal.record(entry);
-            journal.save()?;
+            // A step the journal has as done keeps that entry (when and
+            // how it ran); otherwise it is recorded as found done.
+            if before.as_ref().is_none_or(|s| s.state != StepState::Done) {
+                entry.state = StepState::Skipped;
+                entry.ended = Some(clock::rfc3339(clock::now_ms()));
+                entry.reason = Some(reason.clone());
+                journal.record(entry);
+                journal.save()?;
+            }
             return Ok((Outcome::Skipped, Some(reason)));
         }
         entry.attempts = entry.attempts.saturating_add(1);
