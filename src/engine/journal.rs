@@ -286,3 +286,56 @@ impl Journal {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_each_key() {
+        let old = Fingerprint::new()
+            .with("config", "a")
+            .with("disk", "d1")
+            .with("seed", "s");
+        let new = Fingerprint::new()
+            .with("config", "a")
+            .with("disk", "d2")
+            .with("extra", "e");
+        assert_eq!(
+            old.differences(&new),
+            [
+                "disk differs (journal d1, this run d2)",
+                "seed was s, this run has none",
+                "extra is e, the journal has none",
+            ]
+        );
+        assert!(old.differences(&old.clone()).is_empty());
+        let h = Fingerprint::new().with_sha256("config", b"abc");
+        assert_eq!(
+            h.get("config"),
+            Some("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        );
+    }
+
+    #[test]
+    fn a_journal_of_another_version_or_not_a_journal_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::open(d.path()).unwrap();
+        let at = [Location::new(root.clone(), "j.json")];
+        root.write_atomic("j.json", br#"{"version": 2, "x": 1}"#, 0o600)
+            .unwrap();
+        let e = Journal::open(&at, "p", &Fingerprint::new(), false).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("journal version 2, this sprout reads version 1"),
+            "{e}"
+        );
+        root.write_atomic("j.json", b"garbage", 0o600).unwrap();
+        let e = Journal::open(&at, "p", &Fingerprint::new(), false).unwrap_err();
+        assert!(e.to_string().contains("is not a sprout journal"), "{e}");
+        // --restart starts over instead.
+        let mut j = Journal::open(&at, "p", &Fingerprint::new(), true).unwrap();
+        j.save().unwrap();
+        assert_eq!(Journal::load(&at[0]).unwrap().unwrap().plan, "p");
+    }
+}

@@ -499,3 +499,48 @@ fn amount(done: u64, total: Option<u64>, bytes: bool) -> String {
         _ => fmt(done),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(done: u64, total: Option<u64>) -> Event {
+        Event::Bytes {
+            step: "s".into(),
+            done,
+            total,
+        }
+    }
+
+    #[test]
+    fn rate_limit_lets_first_last_and_other_events_through() {
+        let p = Progress::new().with_interval(Duration::from_secs(3600));
+        let mut inner = p.lock();
+        assert!(inner.admit(&bytes(0, Some(10))));
+        assert!(!inner.admit(&bytes(5, Some(10))));
+        assert!(!inner.admit(&bytes(6, None)));
+        assert!(inner.admit(&bytes(10, Some(10))));
+        // Items are limited apart from bytes, messages never.
+        assert!(inner.admit(&Event::Items {
+            step: "s".into(),
+            done: 1,
+            total: None
+        }));
+        let msg = Event::Message {
+            step: None,
+            text: "x".into(),
+        };
+        assert!(inner.admit(&msg) && inner.admit(&msg));
+    }
+
+    #[test]
+    fn amounts_read_well() {
+        assert_eq!(amount(3, Some(10), false), "3 of 10 (30%)");
+        assert_eq!(
+            amount(1 << 30, Some(4 << 30), true),
+            "1.00 GiB of 4.00 GiB (25%)"
+        );
+        assert_eq!(amount(7, None, false), "7");
+        assert_eq!(amount(7, Some(0), false), "7");
+    }
+}

@@ -11,6 +11,7 @@ use anyhow::{Result, bail};
 
 use super::journal::Location;
 use super::progress::StepProgress;
+use crate::host::command::Cmd;
 use crate::host::root::Root;
 
 /// A step's stable name: it is written in journals, reports, progress
@@ -178,6 +179,16 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// A command bound to this run: killed when the run is cancelled or
+    /// reaches its deadline (a step may set a shorter `timeout`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Cmd {
+        let cmd = Cmd::new(program).stop_when(self.cancel.flag());
+        match self.deadline {
+            Some(d) => cmd.timeout(d.saturating_duration_since(Instant::now())),
+            None => cmd,
+        }
+    }
+
     /// Moves the journal to `to` once this step has succeeded (e.g. from
     /// /run to the target disk after the step that mounted it).
     pub fn relocate_journal(&self, to: Location) {
@@ -213,5 +224,93 @@ impl Ctx<'_> {
             }
             std::thread::sleep(every.min(until.duration_since(now)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::progress::Progress;
+
+    fn ctx<'a>(root: &'a Root, cancel: &'a Cancel, deadline: Option<Instant>) -> Ctx<'a> {
+        Ctx {
+            root,
+            progress: Progress::new().for_step(StepId::new("t")),
+            cancel,
+            deadline,
+            dry_run: false,
+            relocate: RefCell::new(None),
+        }
+    }
+
+    #[test]
+    fn waits_are_bounded_and_stop_on_cancel() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::open(d.path()).unwrap();
+        let cancel = Cancel::new();
+        let c = ctx(&root, &cancel, None);
+        let mut polls = 0;
+        let got = c
+            .wait_for(
+                "the third poll",
+                Duration::ZERO,
+                Duration::from_secs(60),
+                || {
+                    polls += 1;
+                    Ok((polls == 3).then_some(polls))
+                },
+            )
+            .unwrap();
+        assert_eq!(got, 3);
+        let e = c
+            .wait_for("nothing", Duration::from_millis(1), Duration::ZERO, || {
+                Ok(None::<()>)
+            })
+            .unwrap_err();
+        assert!(e.to_string().starts_with("timed out after"), "{e}");
+        assert!(e.to_string().ends_with("waiting for nothing"), "{e}");
+        cancel.cancel();
+        let e = c
+            .wait_for("x", Duration::ZERO, Duration::from_secs(60), || {
+                Ok(None::<()>)
+            })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "cancelled");
+        // A passed deadline bounds the wait and stops commands.
+        let cancel = Cancel::new();
+        let c = ctx(&root, &cancel, Some(Instant::now()));
+        assert!(c.check_cancelled().is_err());
+        let e = c
+            .command("sleep")
+            .arg("30")
+            .run_streaming(|_| {})
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("did not finish within 0 s"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn a_cancelled_run_stops_its_command() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::open(d.path()).unwrap();
+        let cancel = Cancel::new();
+        let c = ctx(&root, &cancel, None);
+        let flag = cancel.clone();
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            flag.cancel();
+        });
+        let e = c
+            .command("sleep")
+            .arg("30")
+            .run_streaming(|_| {})
+            .unwrap_err();
+        stopper.join().unwrap();
+        assert!(
+            format!("{e:#}").contains("was stopped because the run was cancelled"),
+            "{e:#}"
+        );
     }
 }
