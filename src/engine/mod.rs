@@ -15,6 +15,7 @@ pub mod journal;
 pub mod progress;
 pub mod report;
 pub mod runner;
+mod sinks;
 pub mod step;
 
 pub use journal::{Fingerprint, Journal, Location};
