@@ -103,6 +103,8 @@ fn refuses_dotdot_and_absolute_symlink_escapes() {
     ));
     assert!(root.create_dir_all("../outside/sub", 0o755).is_err());
     assert!(escapes(root.sub("abs-dir").unwrap_err()));
+    assert!(escapes(root.read_dir("abs-dir").unwrap_err()));
+    assert!(escapes(root.read_dir("etc/up").unwrap_err()));
     assert!(root.rename("etc/hosts", "abs-dir/stolen").is_err());
     assert!(root.remove_all("abs-dir/secret").is_err());
     assert!(root.set_mode("etc/up/secret", 0o777).is_err());
@@ -186,6 +188,21 @@ fn writes_create_rename_and_remove_below_the_root() {
     assert_eq!(
         root.host_path("opt/ps.json").unwrap(),
         d.path().join("opt/ps.json")
+    );
+    let names: Vec<_> = root
+        .read_dir("opt")
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name.into_string().unwrap(), e.file_type))
+        .collect();
+    use rustix::fs::FileType;
+    assert_eq!(
+        names,
+        [
+            ("link".to_string(), FileType::Symlink),
+            ("openshift".to_string(), FileType::Directory),
+            ("ps.json".to_string(), FileType::RegularFile),
+        ]
     );
     let sub = root.sub("opt").unwrap();
     assert_eq!(sub.read("ps.json", 100).unwrap(), b"{\"auths\":{}}");

@@ -138,6 +138,8 @@ pub struct JournalDoc {
 pub struct Journal {
     doc: JournalDoc,
     at: Location,
+    /// Whether leftovers of killed saves were looked for already.
+    swept: bool,
 }
 
 impl Journal {
@@ -190,6 +192,7 @@ impl Journal {
                     return Ok(Journal {
                         doc,
                         at: at.clone(),
+                        swept: false,
                     });
                 }
             }
@@ -205,6 +208,7 @@ impl Journal {
                 steps: Vec::new(),
             },
             at: first.clone(),
+            swept: false,
         };
         if restart {
             for at in &candidates[1..] {
@@ -269,11 +273,39 @@ impl Journal {
         self.at
             .root
             .write_atomic(&self.at.path, &bytes, 0o600)
-            .with_context(|| format!("writing the journal {}", self.at.display()))
+            .with_context(|| format!("writing the journal {}", self.at.display()))?;
+        if !self.swept {
+            self.swept = true;
+            self.remove_stale_temporaries();
+        }
+        Ok(())
+    }
+
+    /// Removes the temporary files of saves a kill interrupted
+    /// (`.journal.json.<pid>.<n>.tmp` next to it); best effort.
+    fn remove_stale_temporaries(&self) {
+        let Some(name) = self.at.path.file_name() else {
+            return;
+        };
+        let dir = self.at.path.parent().unwrap_or(std::path::Path::new(""));
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let own = format!("{prefix}{}.", std::process::id());
+        let Ok(entries) = self.at.root.read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let n = e.name.to_string_lossy();
+            if n.starts_with(&prefix) && !n.starts_with(&own) && n.ends_with(".tmp") {
+                let _ = self.at.root.remove(dir.join(&e.name));
+            }
+        }
     }
 
     /// Writes the journal at `to` and removes it from where it was.
     pub fn relocate(&mut self, to: Location) -> Result<()> {
+        if to.display() == self.at.display() {
+            return self.save();
+        }
         let from = std::mem::replace(&mut self.at, to);
         self.save()?;
         if let Err(e) = from.root.remove(&from.path) {

@@ -73,6 +73,13 @@ impl RunReport {
         self
     }
 
+    /// Records `version` for `program` (a tool with its own way to say it:
+    /// `mkfs.xfs -V`, `dmsetup version`).
+    pub fn with_tool_version(mut self, program: &str, version: impl Into<String>) -> Self {
+        self.tools.insert(program.to_string(), version.into());
+        self
+    }
+
     /// Writes the report atomically to `rel` below `root` (0600: the
     /// configuration holds site details even with secrets removed).
     pub fn write(&self, root: &Root, rel: &Path) -> Result<()> {

@@ -31,6 +31,14 @@ use rustix::io::Errno;
 /// How every path below a root is resolved.
 const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
+/// One entry of `Root::read_dir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: OsString,
+    /// As the directory reports it (`Unknown` on some filesystems).
+    pub file_type: rustix::fs::FileType,
+}
+
 /// A directory held open by file descriptor.
 #[derive(Clone)]
 pub struct Root {
@@ -290,6 +298,28 @@ impl Root {
         let (dir, name) = self.parent_and_name(rel)?;
         rustix::fs::symlinkat(target.as_ref(), &dir, name.as_os_str())
             .with_context(|| format!("creating the symlink {}", self.display(rel)))
+    }
+
+    /// The entries of directory `rel` (without `.` and `..`), sorted by
+    /// name so that what is done with them happens in a stable order.
+    pub fn read_dir(&self, rel: impl AsRef<Path>) -> Result<Vec<DirEntry>> {
+        let rel = relative(rel.as_ref())?;
+        let dir = self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let mut entries = rustix::fs::Dir::read_from(&dir)
+            .with_context(|| format!("listing {}", self.display(rel)))?;
+        let mut out = Vec::new();
+        while let Some(entry) = entries.read() {
+            let entry = entry.with_context(|| format!("listing {}", self.display(rel)))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                out.push(DirEntry {
+                    name: OsStr::from_bytes(name).to_owned(),
+                    file_type: entry.file_type(),
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     /// Metadata of `rel`, following symlinks that stay below the root.
