@@ -134,6 +134,10 @@ impl Step<State> for FileStep {
             std::thread::sleep(Duration::from_secs(600));
         }
         if self.fail {
+            ctx.command("findmnt")
+                .args(["--json", "/"])
+                .describe("looking at the mounts")
+                .run_capture(1 << 20)?;
             bail!("the disk is on fire");
         }
         if let Some(to) = &self.relocate_to {
@@ -443,6 +447,7 @@ fn a_failure_stops_the_run_and_the_report_says_why() {
     RunReport::new(&s, &config, &fp("a"))
         .unwrap()
         .with_tool("ls")
+        .with_tools_run()
         .write(&root, Path::new("report.json"))
         .unwrap();
     let text = fs::read_to_string(d.path().join("report.json")).unwrap();
@@ -456,6 +461,11 @@ fn a_failure_stops_the_run_and_the_report_says_why() {
     assert_eq!(r["config"]["installationDisk"], "/dev/sda");
     assert!(!text.contains("q.io"));
     assert!(r["tools"]["ls"].as_str().unwrap().contains("ls"));
+    // Programs run through Cmd are listed with their version.
+    assert!(
+        r["tools"]["findmnt"].as_str().unwrap().contains("findmnt"),
+        "{text}"
+    );
     assert_eq!(r["sprout_version"], env!("CARGO_PKG_VERSION"));
 }
 

@@ -73,6 +73,20 @@ impl RunReport {
         self
     }
 
+    /// Records the version of every program the run started through
+    /// `Cmd`'s long-job methods (`host::command::programs_run`).
+    pub fn with_tools_run(self) -> Self {
+        crate::host::command::programs_run()
+            .iter()
+            .fold(self, |r, p| {
+                if r.tools.contains_key(p) {
+                    r
+                } else {
+                    r.with_tool(p)
+                }
+            })
+    }
+
     /// Records `version` for `program` (a tool with its own way to say it:
     /// `mkfs.xfs -V`, `dmsetup version`).
     pub fn with_tool_version(mut self, program: &str, version: impl Into<String>) -> Self {

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{Context, Result, bail};
 
 mod long;
-pub use long::{Line, Stream};
+pub use long::{Line, Stream, programs_run};
 
 /// A command to run: program, arguments and extra environment; for long
 /// jobs also what it is for, a timeout and a stop flag (see `long`).

@@ -54,6 +54,19 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// How often the timeout and the stop flag are looked at.
 const TICK: Duration = Duration::from_millis(50);
 
+/// The programs run through the methods here, for the run report.
+static PROGRAMS_RUN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Every program this process ran with `run_streaming`, `run_capture` or
+/// `run_json` so far (as given: a name or a path), sorted.
+pub fn programs_run() -> Vec<String> {
+    PROGRAMS_RUN
+        .lock()
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
 enum Msg {
     Line(Stream, String),
     Captured(Vec<u8>, bool),
@@ -122,6 +135,9 @@ impl Cmd {
         let what = self.what();
         let program = self.program.to_string_lossy().into_owned();
         tracing::info!(SPROUT_CMD = %program, "{what}: running {line}");
+        if let Ok(mut seen) = PROGRAMS_RUN.lock() {
+            seen.insert(program.clone());
+        }
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
