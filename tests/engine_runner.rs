@@ -558,3 +558,99 @@ fn the_journal_moves_and_is_found_where_it_went() {
         "{msg}"
     );
 }
+
+const SIGTERM_ENV: &str = "SPROUT_TEST_SIGTERM_ROOT";
+
+/// Waits in an external command until the run is cancelled.
+struct LongWait;
+
+impl Step<State> for LongWait {
+    fn id(&self) -> StepId {
+        StepId::new("long-wait")
+    }
+    fn description(&self) -> String {
+        "waits for a long time".into()
+    }
+    fn check(&self, _: &Ctx<'_>, _: &State) -> Result<Check> {
+        Ok(Check::NotDone)
+    }
+    fn run(&self, ctx: &Ctx<'_>, _: &mut State) -> Result<()> {
+        log(ctx.root(), "waiting");
+        ctx.command("sleep").arg("600").run_streaming(|_| {})
+    }
+}
+
+/// Child mode: a run that SIGTERM cancels; writes its report.
+#[test]
+fn child_sigterm() {
+    let Some(dir) = std::env::var_os(SIGTERM_ENV) else {
+        return;
+    };
+    let root = Root::open(dir).unwrap();
+    let cancel = Cancel::new();
+    cancel.on_termination_signals().unwrap();
+    let plan = Plan::new("test-flow")
+        .step(ReadInputs)
+        .step(step("one"))
+        .step(LongWait);
+    let s = Runner::new(
+        &plan,
+        root.clone(),
+        Location::new(root.clone(), JOURNAL),
+        fp("a"),
+    )
+    .cancel(cancel)
+    .run(&mut State::default());
+    RunReport::new(&s, &serde_json::json!({}), &fp("a"))
+        .unwrap()
+        .write(&root, Path::new("report.json"))
+        .unwrap();
+}
+
+#[test]
+fn sigterm_cancels_the_running_command_and_the_report_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::open(d.path()).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_sigterm",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SIGTERM_ENV, d.path())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !log_lines(&root).contains(&"waiting".to_string()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "never started waiting"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the child did not end on its own: {status}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&fs::read(d.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["outcome"], "failed");
+    assert_eq!(r["failed_step"], "long-wait");
+    assert!(
+        r["error"][1]
+            .as_str()
+            .unwrap()
+            .contains("was stopped because the run was cancelled"),
+        "{r}"
+    );
+    let j = journal(&root, JOURNAL);
+    assert_eq!(
+        j.steps.iter().find(|s| s.id == "long-wait").unwrap().state,
+        StepState::Failed
+    );
+}

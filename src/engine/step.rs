@@ -4,10 +4,10 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::journal::Location;
 use super::progress::StepProgress;
@@ -130,6 +130,46 @@ impl Cancel {
     /// The flag itself, for `Cmd::stop_when`.
     pub fn flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.0)
+    }
+
+    /// Cancels on SIGTERM (`systemctl stop`) and SIGINT (Ctrl-C): the
+    /// running command's process group is killed, the step fails as
+    /// cancelled, the journal and the report are written. A second signal
+    /// exits at once (the children die with sprout, `PR_SET_PDEATHSIG`).
+    /// For the binary's job functions; the last call wins.
+    pub fn on_termination_signals(&self) -> Result<()> {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        // Leaked on purpose: the handler may read it until the process ends.
+        let flag = Arc::into_raw(self.flag()).cast_mut();
+        SIGNAL_CANCEL.store(flag, Ordering::SeqCst);
+        let action = SigAction::new(
+            SigHandler::Handler(on_termination_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        for signal in [Signal::SIGTERM, Signal::SIGINT] {
+            // SAFETY: the handler only does atomic loads and stores and
+            // `_exit`, all async-signal-safe.
+            unsafe { sigaction(signal, &action) }
+                .with_context(|| format!("installing a handler for {signal}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The flag `on_termination_signals` sets.
+static SIGNAL_CANCEL: AtomicPtr<AtomicBool> = AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn on_termination_signal(signal: nix::libc::c_int) {
+    let flag = SIGNAL_CANCEL.load(Ordering::SeqCst);
+    if flag.is_null() {
+        return;
+    }
+    // SAFETY: the pointer comes from a leaked Arc that is never freed.
+    let flag = unsafe { &*flag };
+    if flag.swap(true, Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { nix::libc::_exit(128 + signal) };
     }
 }
 
