@@ -140,6 +140,9 @@ pub struct Journal {
     at: Location,
     /// Whether leftovers of killed saves were looked for already.
     swept: bool,
+    /// The locks (`<journal>.lock`, where it started and where it moved)
+    /// held while this run owns the journal.
+    locks: Vec<std::fs::File>,
 }
 
 impl Journal {
@@ -193,6 +196,7 @@ impl Journal {
                         doc,
                         at: at.clone(),
                         swept: false,
+                        locks: Vec::new(),
                     });
                 }
             }
@@ -209,6 +213,7 @@ impl Journal {
             },
             at: first.clone(),
             swept: false,
+            locks: Vec::new(),
         };
         if restart {
             for at in &candidates[1..] {
@@ -301,10 +306,33 @@ impl Journal {
         }
     }
 
+    /// `open`, holding the lock `<journal>.lock` next to `candidates[0]`
+    /// (before anything is read or removed) for as long as the journal
+    /// lives, so that a second sprout started while this one runs (a unit
+    /// restarted, an operator at another console) stops instead of doing
+    /// the same steps at once.
+    pub fn open_locked(
+        candidates: &[Location],
+        plan: &str,
+        fingerprint: &Fingerprint,
+        restart: bool,
+    ) -> Result<Journal> {
+        let Some(first) = candidates.first() else {
+            bail!("no journal location given");
+        };
+        let lock = lock_at(first)?;
+        let mut journal = Self::open(candidates, plan, fingerprint, restart)?;
+        journal.locks.push(lock);
+        Ok(journal)
+    }
+
     /// Writes the journal at `to` and removes it from where it was.
     pub fn relocate(&mut self, to: Location) -> Result<()> {
         if to.display() == self.at.display() {
             return self.save();
+        }
+        if !self.locks.is_empty() {
+            self.locks.push(lock_at(&to)?);
         }
         let from = std::mem::replace(&mut self.at, to);
         self.save()?;
@@ -316,6 +344,30 @@ impl Journal {
             );
         }
         Ok(())
+    }
+}
+
+/// Takes the lock `<journal>.lock` next to the journal at `at`.
+fn lock_at(at: &Location) -> Result<std::fs::File> {
+    let Some(name) = at.path.file_name() else {
+        bail!("the journal path {} has no file name", at.display());
+    };
+    let mut lock_name = name.to_owned();
+    lock_name.push(".lock");
+    let rel = at.path.with_file_name(lock_name);
+    let shown = at.root.path().join(&rel).display().to_string();
+    if let Some(dir) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+        at.root.create_dir_all(dir, 0o700)?;
+    }
+    let file = at.root.open_or_create(&rel, 0o600)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+            "another sprout run is using the journal {} (it holds {shown}); wait for it to \
+             finish, or stop it first",
+            at.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("locking {shown}")),
     }
 }
 
@@ -365,6 +417,15 @@ mod tests {
         root.write_atomic("j.json", b"garbage", 0o600).unwrap();
         let e = Journal::open(&at, "p", &Fingerprint::new(), false).unwrap_err();
         assert!(e.to_string().contains("is not a sprout journal"), "{e}");
+        // A second run is refused while the first holds the lock.
+        let first = Journal::open_locked(&at, "p", &Fingerprint::new(), true).unwrap();
+        let e = Journal::open_locked(&at, "p", &Fingerprint::new(), true).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("another sprout run is using the journal"),
+            "{e}"
+        );
+        drop(first);
         // --restart starts over instead.
         let mut j = Journal::open(&at, "p", &Fingerprint::new(), true).unwrap();
         j.save().unwrap();

@@ -271,7 +271,13 @@ impl<'p, S> Runner<'p, S> {
             None => None,
         };
         let restart = self.options.restart && !self.options.dry_run;
-        let mut journal = Journal::open(
+        // A dry run writes nothing, not even a lock file.
+        let open = if self.options.dry_run {
+            Journal::open
+        } else {
+            Journal::open_locked
+        };
+        let mut journal = open(
             &self.journal_at,
             &self.plan.name,
             &self.fingerprint,

@@ -135,6 +135,21 @@ impl Root {
             .with_context(|| format!("{} is not UTF-8 text", self.display(rel)))
     }
 
+    /// Opens `rel` read-write, creating it with `mode` if it is missing (a
+    /// symlink leaf is refused): for lock files and append-only logs.
+    pub fn open_or_create(&self, rel: impl AsRef<Path>, mode: u32) -> Result<File> {
+        let rel = rel.as_ref();
+        let (dir, name) = self.parent_and_name(rel)?;
+        let fd = rustix::fs::openat(
+            &dir,
+            name.as_os_str(),
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .with_context(|| format!("opening {}", self.display(rel)))?;
+        Ok(File::from(fd))
+    }
+
     /// Writes `contents` to `rel` atomically with `mode`.
     pub fn write_atomic(&self, rel: impl AsRef<Path>, contents: &[u8], mode: u32) -> Result<()> {
         let rel = rel.as_ref();
