@@ -470,6 +470,38 @@ fn a_failure_stops_the_run_and_the_report_says_why() {
 }
 
 #[test]
+fn a_failed_redo_from_clean_step_is_cleaned_before_its_retry() {
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::open(d.path()).unwrap();
+    let failing = plan_of(vec![
+        step("one"),
+        FileStep {
+            fail: true,
+            ..step("three")
+        },
+    ]);
+    let s = run(&root, &failing, fp("a"), RunOptions::default());
+    assert_eq!(s.failed_step.as_deref(), Some("three"));
+    assert!(root.exists("effects/three.partial").unwrap());
+    // The retry cleans first (else its run would refuse the partial file).
+    let s = run(
+        &root,
+        &plan_of(vec![step("one"), step("three")]),
+        fp("a"),
+        RunOptions::default(),
+    );
+    assert_ok(&s);
+    assert_eq!(
+        s.steps[2].reason.as_deref(),
+        Some("redone from a clean state after a failed run")
+    );
+    assert_eq!(
+        log_lines(&root),
+        ["run one", "run three", "clean three", "run three"]
+    );
+}
+
+#[test]
 fn until_stops_after_the_step_and_dry_run_changes_nothing() {
     let d = tempfile::tempdir().unwrap();
     let root = Root::open(d.path()).unwrap();

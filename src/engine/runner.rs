@@ -402,8 +402,12 @@ impl<'p, S> Runner<'p, S> {
             reason: None,
             error: Vec::new(),
         };
-        // A half-done RedoFromClean step may look done; clean it first.
-        let redo = interrupted && step.kind() == Kind::RedoFromClean;
+        let failed = before
+            .as_ref()
+            .is_some_and(|s| s.state == StepState::Failed);
+        // A half-done RedoFromClean step (interrupted, or failed midway)
+        // may look done; clean it first.
+        let redo = (interrupted || failed) && step.kind() == Kind::RedoFromClean;
         if !redo && let Some(reason) = self.already_done(step, ctx, state, before.as_ref())? {
             // A step the journal has as done keeps that entry (when and
             // how it ran); otherwise it is recorded as found done.
@@ -421,11 +425,18 @@ impl<'p, S> Runner<'p, S> {
         journal.save()?;
         let mut reason = None;
         if redo {
+            let earlier = if interrupted {
+                "an interrupted"
+            } else {
+                "a failed"
+            };
             step.clean(ctx, state)
-                .context("cleaning up what the interrupted run left")?;
-            reason = Some("redone from a clean state after an interrupted run".to_string());
+                .with_context(|| format!("cleaning up what {earlier} run left"))?;
+            reason = Some(format!("redone from a clean state after {earlier} run"));
         } else if interrupted {
             reason = Some("resumed after an interrupted run".to_string());
+        } else if failed {
+            reason = Some("retried after a failed run".to_string());
         }
         step.run(ctx, state)?;
         if let Some(marker) = step.marker() {
