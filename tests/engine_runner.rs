@@ -514,6 +514,11 @@ fn until_stops_after_the_step_and_dry_run_changes_nothing() {
         msg.contains("no step `six`; its steps are: read-inputs, one, two"),
         "{msg}"
     );
+    let listing = plan().listing();
+    assert!(
+        listing.starts_with(" 1. read-inputs: reads the inputs\n 2. one: makes effects/one\n"),
+        "{listing}"
+    );
 
     root.create_dir_all("effects", 0o755).unwrap();
     root.write_atomic("effects/two", b"done", 0o644).unwrap();
