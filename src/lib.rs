@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cli;
 pub mod create;
+pub mod engine;
 pub mod hash;
 pub mod host;
 pub mod ibi;

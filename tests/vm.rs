@@ -6,7 +6,8 @@
 //! script of `vm-tests/guest/scenarios/`, and they run one at a time. All:
 //! `cargo test --test vm`; one: `cargo test --test vm -- a_cdrom_at_boot`.
 //! Needs root and qemu-system-x86_64 + debootstrap (scripts/setup.sh);
-//! prints `SKIP:` without them. `SPROUT_VM_TESTS=skip` skips on purpose.
+//! prints `SKIP:` without them, and fails under `CI=true`.
+//! `SPROUT_VM_TESTS=skip` skips on purpose (also under CI).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test crate
 
@@ -40,6 +41,8 @@ struct Env {
 /// Boots run one at a time: two TCG guests on two cores only slow each
 /// other down past their timeouts.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// The reason given when the vm-tests are skipped on purpose.
+const VM_TESTS_SKIP: &str = "SPROUT_VM_TESTS=skip";
 static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
 
 /// Unbuffered, uncaptured: timings show in `cargo test` output.
@@ -52,6 +55,11 @@ fn env(test: &str) -> Option<(MutexGuard<'static, ()>, &'static Env)> {
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     match ENV.get_or_init(setup) {
         Ok(env) => Some((guard, env)),
+        // A deliberate SPROUT_VM_TESTS=skip is honoured even under CI;
+        // anything else missing there is a broken setup.
+        Err(why) if in_ci() && why != VM_TESTS_SKIP => {
+            panic!("{test} would be skipped, but CI=true: {why}")
+        }
         Err(why) => {
             say(&format!("SKIP: {test}: {why}"));
             None
@@ -61,7 +69,7 @@ fn env(test: &str) -> Option<(MutexGuard<'static, ()>, &'static Env)> {
 
 fn setup() -> Result<Env, String> {
     if std::env::var("SPROUT_VM_TESTS").as_deref() == Ok("skip") {
-        return Err("SPROUT_VM_TESTS=skip".into());
+        return Err(VM_TESTS_SKIP.into());
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { nix::libc::geteuid() } != 0 {

@@ -11,12 +11,19 @@ use std::process::{Command, Output, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-/// A command to run: program, arguments and extra environment.
+mod long;
+pub use long::{Line, Stream, programs_run};
+
+/// A command to run: program, arguments and extra environment; for long
+/// jobs also what it is for, a timeout and a stop flag (see `long`).
 #[derive(Debug, Clone)]
 pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    description: Option<String>,
+    timeout: Option<std::time::Duration>,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Cmd {
@@ -25,6 +32,9 @@ impl Cmd {
             program: program.as_ref().to_owned(),
             args: Vec::new(),
             envs: Vec::new(),
+            description: None,
+            timeout: None,
+            stop: None,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod fs;
 pub mod mount;
 pub mod ostree;
 pub mod outdir;
+pub mod root;
 pub mod shutdown;
 pub mod systemd;
 pub mod udev;

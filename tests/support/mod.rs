@@ -43,16 +43,29 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// True if `tool` runs; otherwise prints a loud skip line.
+/// True under CI (`CI=true`, as GitHub Actions and most CI systems set
+/// it). There the README's test command has installed every tool and
+/// fixture, so a test that would skip means a broken setup: it fails.
+pub fn in_ci() -> bool {
+    matches!(std::env::var("CI").as_deref(), Ok("true" | "1"))
+}
+
+/// Says why `test` is skipped (a loud `SKIP:` line), or under CI fails it.
+pub fn skip_or_fail(test: &str, why: &str) {
+    if in_ci() {
+        panic!("{test} would be skipped, but CI=true: {why}; a skip under CI means a broken setup");
+    }
+    eprintln!("SKIP: {test}: {why}");
+}
+
+/// True if `tool` is in PATH; otherwise skips loudly (or fails under CI).
 pub fn have(tool: &str, test: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let ok = sprout::host::command::find_program(tool).is_some();
     if !ok {
-        eprintln!("SKIP: {test}: {tool} is not installed (run scripts/setup.sh)");
+        skip_or_fail(
+            test,
+            &format!("{tool} is not installed (run scripts/setup.sh)"),
+        );
     }
     ok
 }
