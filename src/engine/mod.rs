@@ -17,6 +17,7 @@ pub mod report;
 pub mod runner;
 mod sinks;
 pub mod step;
+pub mod summary;
 
 pub use journal::{Fingerprint, Journal, Location};
 pub use progress::{Event, Progress, ProgressTarget, StepProgress};

@@ -7,12 +7,12 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::Serialize;
 
 use super::clock;
 use super::journal::{Fingerprint, Journal, JournalStep, Location, StepState};
 use super::progress::{Event, Progress};
 use super::step::{Cancel, Check, Ctx, Kind, Step, StepId};
+pub use super::summary::{Outcome, RunSummary, StepRecord};
 use crate::host::root::Root;
 
 /// An ordered list of steps over the flow state `S`.
@@ -83,43 +83,6 @@ impl<S> Plan<S> {
     }
 }
 
-/// What happened to a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Ran,
-    /// Already done (its check, its marker, or the journal said so).
-    Skipped,
-    Failed,
-    /// `--dry-run`: it would run.
-    WouldRun,
-}
-
-impl Outcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Ran => "ran",
-            Outcome::Skipped => "skipped",
-            Outcome::Failed => "failed",
-            Outcome::WouldRun => "would run",
-        }
-    }
-}
-
-/// One step of this run, for the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepRecord {
-    pub id: String,
-    pub description: String,
-    pub outcome: Outcome,
-    pub started: String,
-    pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub error: Vec<String>,
-}
-
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -132,53 +95,6 @@ pub struct RunOptions {
     pub restart: bool,
     /// No step starts, and no wait goes on, past this instant.
     pub deadline: Option<Instant>,
-}
-
-/// The result of a run: every step it reached, and the error if one failed.
-#[derive(Debug)]
-pub struct RunSummary {
-    pub plan: String,
-    pub started: String,
-    pub duration_ms: u64,
-    pub steps: Vec<StepRecord>,
-    /// `succeeded`, `failed` or `stopped`.
-    pub outcome: &'static str,
-    pub failed_step: Option<String>,
-    pub error: Option<anyhow::Error>,
-}
-
-impl RunSummary {
-    /// The error chain, outermost first.
-    pub fn error_chain(&self) -> Vec<String> {
-        self.error
-            .as_ref()
-            .map(|e| e.chain().map(|c| c.to_string()).collect())
-            .unwrap_or_default()
-    }
-
-    /// `Err` if the run failed.
-    pub fn into_result(self) -> Result<()> {
-        self.error.map_or(Ok(()), Err)
-    }
-
-    /// The `--dry-run` listing: each step, and what it would do.
-    pub fn dry_run_text(&self) -> String {
-        self.steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let detail = s.reason.as_deref().unwrap_or("");
-                format!(
-                    "{:2}. {} ({}): {}\n    {}\n",
-                    i + 1,
-                    s.id,
-                    s.outcome.as_str(),
-                    s.description,
-                    detail
-                )
-            })
-            .collect()
-    }
 }
 
 /// Runs one plan against one root.
