@@ -22,16 +22,16 @@ use crate::host::fs::{
 };
 use crate::iso::writer::{IsoTree, write_iso};
 
-pub const ISO_FILE: &str = "imagebasedconfig.iso";
+pub const ISO_FILE: &str = crate::api::contract::config_iso::FILE_NAME;
 pub const AUTH_DIR: &str = "auth";
 pub const KUBECONFIG_FILE: &str = "kubeconfig";
 pub const PASSWORD_FILE: &str = "kubeadmin-password";
 
 /// Paths inside the ISO, as the first-boot agent expects them.
-pub const ISO_MANIFEST: &str = "cluster-configuration/manifest.json";
-pub const ISO_MANIFESTS_DIR: &str = "cluster-configuration/manifests";
-pub const ISO_MIRROR_SET: &str = "cluster-configuration/manifests/image-digest-mirror-set.json";
-pub const ISO_EXTRA_MANIFESTS_DIR: &str = "extra-manifests";
+pub const ISO_MANIFEST: &str = crate::api::contract::config_iso::MANIFEST;
+pub const ISO_MANIFESTS_DIR: &str = crate::api::contract::config_iso::MANIFESTS_DIR;
+pub const ISO_MIRROR_SET: &str = crate::api::contract::config_iso::MIRROR_SET;
+pub const ISO_EXTRA_MANIFESTS_DIR: &str = crate::api::contract::config_iso::EXTRA_MANIFESTS_DIR;
 
 /// What a successful run wrote.
 #[derive(Debug, Clone)]

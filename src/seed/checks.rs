@@ -6,7 +6,8 @@ use super::load::{Loaded, REMAKE};
 use crate::api::seed_cluster_info::SeedClusterInfo;
 
 /// The extra partition label IBI uses when the configuration names none.
-pub const DEFAULT_EXTRA_PARTITION_LABEL: &str = "var-lib-containers";
+pub const DEFAULT_EXTRA_PARTITION_LABEL: &str =
+    crate::api::contract::partitions::DEFAULT_EXTRA_PARTITION_LABEL;
 
 /// What the installation configuration asks of the seed; unset fields are
 /// not checked.

@@ -179,7 +179,10 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findi
         }
     }
     if let Some(s) = scans.get(&Tarball::Var) {
-        match s.found.get("var/seed_data/manifest.json") {
+        match s
+            .found
+            .get(crate::api::contract::seed_image::VAR_SEED_MANIFEST)
+        {
             None => f.error(
                 "var.tgz has no var/seed_data/manifest.json, which the first boot reads",
                 REMAKE,
@@ -199,7 +202,10 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findi
             }
             Some(None) => {}
         }
-        if !s.found.contains_key("var/usrlocal/bin/lca-cli") {
+        if !s
+            .found
+            .contains_key(crate::api::contract::seed_image::VAR_LCA_CLI)
+        {
             f.error(
                 "var.tgz has no var/usrlocal/bin/lca-cli, the agent that configures the node at first boot",
                 REMAKE,
@@ -209,7 +215,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findi
     if let Some(s) = scans.get(&Tarball::Etc) {
         if !s
             .found
-            .contains_key("etc/systemd/system/installation-configuration.service")
+            .contains_key(crate::api::contract::seed_image::ETC_INSTALLATION_UNIT)
         {
             f.warning(
                 "etc.tgz has no etc/systemd/system/installation-configuration.service: nothing configures the node at its first boot",
@@ -225,7 +231,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findi
 fn check_mount_unit(l: &Loaded, s: &TarballScan, f: &mut Findings) {
     let Some(info) = &l.cluster_info else { return };
     let target = &info.container_storage_mountpoint_target;
-    match s.found.get("etc/systemd/system/var-lib-containers.mount") {
+    match s.found.get(crate::api::contract::seed_image::ETC_CONTAINERS_MOUNT) {
         None if !target.is_empty() => f.warning(
             format!("manifest.json says container storage is mounted from {target} but etc.tgz has no var-lib-containers.mount"),
             REMAKE,

@@ -207,7 +207,7 @@ fn load_origin(source: &Source, booted: &BootedDeployment, l: &mut Loaded) -> Re
             let others: Vec<String> = source
                 .names()?
                 .into_iter()
-                .filter(|n| n.starts_with("ostree-") && n.ends_with(".origin"))
+                .filter(|n| crate::api::contract::seed_image::is_origin_file(n))
                 .collect();
             let has = if others.is_empty() {
                 "the seed has no .origin file".to_string()

@@ -47,12 +47,12 @@ use crate::api::seed_cluster_info::SeedClusterInfo;
 use source::Source;
 
 /// The label holding the seed format version.
-pub const FORMAT_LABEL: &str = "com.openshift.lifecycle-agent.seed_format_version";
+pub const FORMAT_LABEL: &str = crate::api::contract::seed_image::FORMAT_LABEL;
 /// The label holding the seed's `manifest.json` (SeedClusterInfo).
-pub const CLUSTER_INFO_LABEL: &str = "com.openshift.lifecycle-agent.seed_cluster_info";
+pub const CLUSTER_INFO_LABEL: &str = crate::api::contract::seed_image::CLUSTER_INFO_LABEL;
 /// Seed format versions sprout reads. Upstream bumps the version on every
 /// incompatible change, so anything else is refused.
-pub const SUPPORTED_FORMAT_VERSIONS: &[u32] = &[4];
+pub const SUPPORTED_FORMAT_VERSIONS: &[u32] = &[crate::api::contract::seed_image::FORMAT_VERSION];
 
 /// An opened seed whose labels and small files were read and found usable.
 #[derive(Debug)]

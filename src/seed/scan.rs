@@ -114,12 +114,12 @@ pub fn wanted_members(tarball: Tarball, booted_checksum: Option<&str>) -> Vec<St
             w
         }
         Tarball::Var => vec![
-            "var/seed_data/manifest.json".into(),
-            "var/usrlocal/bin/lca-cli".into(),
+            crate::api::contract::seed_image::VAR_SEED_MANIFEST.into(),
+            crate::api::contract::seed_image::VAR_LCA_CLI.into(),
         ],
         Tarball::Etc => vec![
-            "etc/systemd/system/installation-configuration.service".into(),
-            "etc/systemd/system/var-lib-containers.mount".into(),
+            crate::api::contract::seed_image::ETC_INSTALLATION_UNIT.into(),
+            crate::api::contract::seed_image::ETC_CONTAINERS_MOUNT.into(),
         ],
     }
 }
