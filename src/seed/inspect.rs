@@ -9,12 +9,12 @@ use serde::Serialize;
 
 use super::checks::{self, Expectations};
 use super::files::{BootedDeployment, Tarball};
-use super::findings::{Finding, Findings, Severity};
 use super::load::{self, Loaded, REMAKE};
 use super::pull::PullOptions;
 use super::reference::SeedRef;
 use super::scan::{self, TarballScan};
 use super::source::Source;
+use crate::api::diag::{Problem, Problems};
 use crate::api::seed_cluster_info::SeedClusterInfo;
 use crate::cli::SeedInspectArgs;
 
@@ -46,7 +46,7 @@ pub struct InspectReport {
     pub sizes: Sizes,
     /// The seed's manifest.json as read.
     pub seed_cluster_info: Option<SeedClusterInfo>,
-    pub problems: Vec<Finding>,
+    pub problems: Vec<Problem>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -90,7 +90,7 @@ pub fn inspect(
     let mut findings = std::mem::take(&mut l.findings);
     checks::check(&l, expect, &mut findings);
     let (scans, more) = verify_tarballs(&source, &l)?;
-    findings.0.extend(more.0);
+    findings.extend(more.into_vec());
     Ok(report(reference, &source, l, scans, findings))
 }
 
@@ -99,8 +99,8 @@ pub fn inspect(
 pub(crate) fn verify_tarballs(
     source: &Source,
     l: &Loaded,
-) -> Result<(BTreeMap<Tarball, TarballScan>, Findings)> {
-    let mut findings = Findings::default();
+) -> Result<(BTreeMap<Tarball, TarballScan>, Problems)> {
+    let mut findings = Problems::default();
     let scans = scan_tarballs(source, l, &mut findings)?;
     cross_check(l, &scans, &mut findings);
     Ok((scans, findings))
@@ -109,7 +109,7 @@ pub(crate) fn verify_tarballs(
 fn scan_tarballs(
     source: &Source,
     l: &Loaded,
-    findings: &mut Findings,
+    findings: &mut Problems,
 ) -> Result<BTreeMap<Tarball, TarballScan>> {
     let mut names = Vec::new();
     for t in Tarball::ALL {
@@ -135,7 +135,7 @@ fn scan_tarballs(
     Ok(scans)
 }
 
-fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findings) {
+fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Problems) {
     for (t, s) in scans {
         for r in &s.refusals {
             f.error(
@@ -228,7 +228,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findi
 
 /// The seed's mount unit is what the installed node really uses; it must
 /// agree with the manifest that the extra partition is checked against.
-fn check_mount_unit(l: &Loaded, s: &TarballScan, f: &mut Findings) {
+fn check_mount_unit(l: &Loaded, s: &TarballScan, f: &mut Problems) {
     let Some(info) = &l.cluster_info else { return };
     let target = &info.container_storage_mountpoint_target;
     match s.found.get(crate::api::contract::seed_image::ETC_CONTAINERS_MOUNT) {
@@ -261,9 +261,9 @@ fn report(
     source: &Source,
     l: Loaded,
     scans: BTreeMap<Tarball, TarballScan>,
-    mut findings: Findings,
+    mut findings: Problems,
 ) -> InspectReport {
-    findings.0.sort_by_key(|f| f.severity);
+    findings.sort_by_severity();
     let info = l.cluster_info.clone();
     let s = |get: fn(&SeedClusterInfo) -> &String| {
         info.as_ref().map(get).filter(|v| !v.is_empty()).cloned()
@@ -303,7 +303,7 @@ fn report(
             tarballs: scans,
         },
         seed_cluster_info: info,
-        problems: findings.0,
+        problems: findings.into_vec(),
     }
 }
 
@@ -321,11 +321,7 @@ impl InspectReport {
 
     /// An error when the seed cannot be installed (after printing).
     pub fn verdict(&self) -> Result<()> {
-        let errors = self
-            .problems
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .count();
+        let errors = self.problems.iter().filter(|p| p.is_error()).count();
         if errors > 0 {
             bail!(
                 "the seed {} cannot be installed: {errors} problem{} (listed above)",

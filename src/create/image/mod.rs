@@ -77,11 +77,11 @@ fn read_inputs(dir: &Path) -> Result<Inputs> {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            problems.push(Problem {
-                file: POST_SCRIPT.into(),
-                field: String::new(),
-                message: format!("reading {}: {e}", post_path.display()),
-            });
+            problems.push(Problem::in_input(
+                POST_SCRIPT,
+                "",
+                format!("reading {}: {e}", post_path.display()),
+            ));
             None
         }
     };

@@ -68,6 +68,6 @@ mod tests {
         // The placeholder pull secret is the one thing the user must replace.
         let problems = c.validate();
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!(problems[0].field, "pullSecret");
+        assert_eq!(problems[0].field(), "pullSecret");
     }
 }
