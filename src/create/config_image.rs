@@ -16,7 +16,6 @@ use crate::api::image_based_config::{self, ImageBasedConfig};
 use crate::api::install_config::{self, InstallConfig};
 use crate::api::seed_reconfig::BLOCK_DEVICE_LABEL;
 use crate::api::yaml;
-use crate::cli::ConfigImageArgs;
 use crate::host::fs::{
     PUBLIC_MODE, SECRET_MODE, create_dir_with_mode, write_atomic, write_atomic_with,
 };
@@ -32,6 +31,17 @@ pub const ISO_MANIFEST: &str = crate::api::contract::config_iso::MANIFEST;
 pub const ISO_MANIFESTS_DIR: &str = crate::api::contract::config_iso::MANIFESTS_DIR;
 pub const ISO_MIRROR_SET: &str = crate::api::contract::config_iso::MIRROR_SET;
 pub const ISO_EXTRA_MANIFESTS_DIR: &str = crate::api::contract::config_iso::EXTRA_MANIFESTS_DIR;
+
+/// What `create config-image` is asked to do; the CLI builds it from
+/// `--dir` and `--regenerate`, any other caller directly.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory holding the inputs; the outputs are written there too.
+    pub dir: PathBuf,
+    /// Forget the saved cluster identity and generate new IDs, keys and
+    /// password (kubeconfigs from earlier runs stop working).
+    pub regenerate: bool,
+}
 
 /// What a successful run wrote.
 #[derive(Debug, Clone)]
@@ -49,7 +59,7 @@ struct Inputs {
     extra_manifests: Vec<ExtraManifest>,
 }
 
-pub fn run(args: &ConfigImageArgs) -> Result<Outputs> {
+pub fn run(args: &Options) -> Result<Outputs> {
     let dir = args.dir.as_path();
     if !dir.is_dir() {
         bail!(

@@ -16,7 +16,6 @@ use super::scan::{self, TarballScan};
 use super::source::Source;
 use crate::api::diag::{Problem, Problems};
 use crate::api::seed_cluster_info::SeedClusterInfo;
-use crate::cli::SeedInspectArgs;
 
 /// The report, as printed by `--json`. Values the seed does not provide are
 /// `null`.
@@ -59,21 +58,20 @@ pub struct Sizes {
     pub tarballs: BTreeMap<Tarball, TarballScan>,
 }
 
-/// Runs `seed inspect` with the command line's options.
-pub fn run(args: &SeedInspectArgs) -> Result<InspectReport> {
-    let reference = SeedRef::parse(&args.seed)?;
-    let pull = PullOptions {
-        authfile: args.authfile.clone(),
-        cert_dir: args.cert_dir.clone(),
-        tls_verify: args.tls_verify,
-        registries_conf: args.registries_conf.clone(),
-        workdir: args.workdir.clone(),
-    };
-    let expect = Expectations {
-        seed_version: args.seed_version.clone(),
-        extra_partition_label: args.extra_partition_label.clone(),
-    };
-    inspect(&reference, &pull, &expect)
+/// What `seed inspect` is asked to look at; the CLI builds it from its
+/// arguments.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: SeedRef,
+    /// How a `docker://` seed is copied.
+    pub pull: PullOptions,
+    /// What the installation will ask of the seed.
+    pub expect: Expectations,
+}
+
+/// Runs `seed inspect`.
+pub fn run(opts: &Options) -> Result<InspectReport> {
+    inspect(&opts.seed, &opts.pull, &opts.expect)
 }
 
 /// Opens the seed, reads everything in it, and reports. A seed that cannot

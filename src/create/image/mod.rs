@@ -24,7 +24,6 @@ use crate::api::diag::{self, Problem};
 use crate::api::install_config::{self, InstallConfig};
 use crate::api::installation_config::{self, InstallationConfig};
 use crate::api::yaml;
-use crate::cli::ImageArgs;
 use crate::host::fs::{PUBLIC_MODE, write_atomic_with};
 use crate::iso::embed::{self, CONFIG_IGN, KargsAreas};
 use crate::iso::iso9660::Iso9660;
@@ -32,13 +31,26 @@ use crate::iso::iso9660::Iso9660;
 pub const ISO_FILE: &str = "rhcos-ibi.iso";
 pub const POST_SCRIPT: &str = "post.sh";
 
+/// What `create image` is asked to do; the CLI builds it from `--dir`,
+/// `--base-iso` and `--force`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory holding the inputs; rhcos-ibi.iso is written there.
+    pub dir: PathBuf,
+    /// RHCOS live ISO to start from (no download); else the environment
+    /// and the stream metadata decide.
+    pub base_iso: Option<PathBuf>,
+    /// Replace an Ignition config the base ISO already carries.
+    pub force: bool,
+}
+
 struct Inputs {
     config: InstallationConfig,
     post_sh: Option<Vec<u8>>,
     install_config: Option<InstallConfig>,
 }
 
-pub fn run(args: &ImageArgs) -> Result<PathBuf> {
+pub fn run(args: &Options) -> Result<PathBuf> {
     let dir = args.dir.as_path();
     if !dir.is_dir() {
         bail!(
