@@ -14,6 +14,7 @@ use super::pull::PullOptions;
 use super::reference::SeedRef;
 use super::scan::{self, TarballScan};
 use super::source::Source;
+use crate::api::contract::seed_image;
 use crate::api::diag::{Problem, Problems};
 use crate::api::seed_cluster_info::SeedClusterInfo;
 
@@ -177,10 +178,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Probl
         }
     }
     if let Some(s) = scans.get(&Tarball::Var) {
-        match s
-            .found
-            .get(crate::api::contract::seed_image::VAR_SEED_MANIFEST)
-        {
+        match s.found.get(seed_image::VAR_SEED_MANIFEST) {
             None => f.error(
                 "var.tgz has no var/seed_data/manifest.json, which the first boot reads",
                 REMAKE,
@@ -200,10 +198,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Probl
             }
             Some(None) => {}
         }
-        if !s
-            .found
-            .contains_key(crate::api::contract::seed_image::VAR_LCA_CLI)
-        {
+        if !s.found.contains_key(seed_image::VAR_LCA_CLI) {
             f.error(
                 "var.tgz has no var/usrlocal/bin/lca-cli, the agent that configures the node at first boot",
                 REMAKE,
@@ -211,10 +206,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Probl
         }
     }
     if let Some(s) = scans.get(&Tarball::Etc) {
-        if !s
-            .found
-            .contains_key(crate::api::contract::seed_image::ETC_INSTALLATION_UNIT)
-        {
+        if !s.found.contains_key(seed_image::ETC_INSTALLATION_UNIT) {
             f.warning(
                 "etc.tgz has no etc/systemd/system/installation-configuration.service: nothing configures the node at its first boot",
                 REMAKE,
@@ -229,7 +221,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Probl
 fn check_mount_unit(l: &Loaded, s: &TarballScan, f: &mut Problems) {
     let Some(info) = &l.cluster_info else { return };
     let target = &info.container_storage_mountpoint_target;
-    match s.found.get(crate::api::contract::seed_image::ETC_CONTAINERS_MOUNT) {
+    match s.found.get(seed_image::ETC_CONTAINERS_MOUNT) {
         None if !target.is_empty() => f.warning(
             format!("manifest.json says container storage is mounted from {target} but etc.tgz has no var-lib-containers.mount"),
             REMAKE,

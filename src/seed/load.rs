@@ -9,6 +9,7 @@ use anyhow::Result;
 use super::files::{self, BootedDeployment, EtcPath, MachineConfigSummary, REQUIRED};
 use super::source::Source;
 use super::{CLUSTER_INFO_LABEL, FORMAT_LABEL, SUPPORTED_FORMAT_VERSIONS};
+use crate::api::contract::seed_image;
 use crate::api::diag::Problems;
 use crate::api::seed_cluster_info::SeedClusterInfo;
 
@@ -207,7 +208,7 @@ fn load_origin(source: &Source, booted: &BootedDeployment, l: &mut Loaded) -> Re
             let others: Vec<String> = source
                 .names()?
                 .into_iter()
-                .filter(|n| crate::api::contract::seed_image::is_origin_file(n))
+                .filter(|n| seed_image::is_origin_file(n))
                 .collect();
             let has = if others.is_empty() {
                 "the seed has no .origin file".to_string()

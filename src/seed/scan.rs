@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::files::Tarball;
 use super::member::{Kind, Policy};
+use crate::api::contract::seed_image;
 
 /// Refusals listed per tarball; the rest are counted.
 const MAX_LISTED: usize = 20;
@@ -114,12 +115,12 @@ pub fn wanted_members(tarball: Tarball, booted_checksum: Option<&str>) -> Vec<St
             w
         }
         Tarball::Var => vec![
-            crate::api::contract::seed_image::VAR_SEED_MANIFEST.into(),
-            crate::api::contract::seed_image::VAR_LCA_CLI.into(),
+            seed_image::VAR_SEED_MANIFEST.into(),
+            seed_image::VAR_LCA_CLI.into(),
         ],
         Tarball::Etc => vec![
-            crate::api::contract::seed_image::ETC_INSTALLATION_UNIT.into(),
-            crate::api::contract::seed_image::ETC_CONTAINERS_MOUNT.into(),
+            seed_image::ETC_INSTALLATION_UNIT.into(),
+            seed_image::ETC_CONTAINERS_MOUNT.into(),
         ],
     }
 }

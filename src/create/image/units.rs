@@ -247,4 +247,17 @@ mod tests {
         assert!(!u.contains("HTTPS_PROXY"));
         assert!(!u.contains("AGENT_IMAGE"));
     }
+
+    #[test]
+    fn the_install_script_defaults_to_the_contract_paths() {
+        // The script is a literal template; its defaults must be the paths
+        // the Ignition config writes the files to.
+        let script = install_script();
+        for (var, path) in [
+            ("PULL_SECRET_FILE", PULL_SECRET_PATH),
+            ("IBI_CONFIGURATION_FILE", crate::api::ibi_config::PATH),
+        ] {
+            assert!(script.contains(&format!("${{{var}:-{path}}}")), "{var}");
+        }
+    }
 }
