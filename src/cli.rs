@@ -1,5 +1,7 @@
-//! The command line. One schema: every subcommand's options are a struct the
-//! library takes as its configuration.
+//! The command line: the clap types, and their conversion into the plain
+//! options structs the library's jobs take (`create::config_image::Options`,
+//! …), so that an operator or a test can call the library without a command
+//! line.
 
 use std::path::PathBuf;
 
@@ -197,4 +199,125 @@ pub struct SeedInspectArgs {
     /// its container storage from a partition with this label
     #[arg(long, value_name = "LABEL")]
     pub extra_partition_label: Option<String>,
+}
+
+// The library takes plain options; these build them from the command line.
+
+impl From<&ConfigTemplateArgs> for crate::create::template::TemplateOptions {
+    fn from(a: &ConfigTemplateArgs) -> Self {
+        Self {
+            dir: a.dir.clone(),
+            force: a.force,
+        }
+    }
+}
+
+impl From<&ConfigImageArgs> for crate::create::config_image::Options {
+    fn from(a: &ConfigImageArgs) -> Self {
+        Self {
+            dir: a.dir.clone(),
+            regenerate: a.regenerate,
+            seed_version: a.seed_version.clone(),
+        }
+    }
+}
+
+impl From<&ImageArgs> for crate::create::image::Options {
+    fn from(a: &ImageArgs) -> Self {
+        Self {
+            dir: a.dir.clone(),
+            base_iso: a.base_iso.clone(),
+            force: a.force,
+        }
+    }
+}
+
+impl TryFrom<&SeedInspectArgs> for crate::seed::inspect::Options {
+    type Error = anyhow::Error;
+
+    /// Fails when SEED is none of the accepted forms.
+    fn try_from(a: &SeedInspectArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            seed: crate::seed::SeedRef::parse(&a.seed)?,
+            pull: crate::seed::PullOptions {
+                authfile: a.authfile.clone(),
+                cert_dir: a.cert_dir.clone(),
+                tls_verify: a.tls_verify,
+                registries_conf: a.registries_conf.clone(),
+                workdir: a.workdir.clone(),
+            },
+            expect: crate::seed::Expectations {
+                seed_version: a.seed_version.clone(),
+                extra_partition_label: a.extra_partition_label.clone(),
+            },
+        })
+    }
+}
+
+impl From<&PostPivotArgs> for crate::postpivot::Options {
+    fn from(a: &PostPivotArgs) -> Self {
+        Self {
+            until: a.until.map(|step| match step {
+                PostPivotStep::Discovered => crate::postpivot::Step::Discovered,
+            }),
+            timeout: std::time::Duration::from_secs(a.timeout),
+            root: a.root.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(argv: &[&str]) -> Command {
+        Cli::try_parse_from(argv).unwrap().command
+    }
+
+    #[test]
+    fn post_pivot_arguments_become_options() {
+        let Command::PostPivot(a) = parse(&[
+            "sprout",
+            "post-pivot",
+            "--until",
+            "discovered",
+            "--timeout",
+            "7",
+            "--root",
+            "/srv/node",
+        ]) else {
+            unreachable!("post-pivot parses as post-pivot")
+        };
+        let o = crate::postpivot::Options::from(&a);
+        assert_eq!(o.until, Some(crate::postpivot::Step::Discovered));
+        assert_eq!(o.timeout, std::time::Duration::from_secs(7));
+        assert_eq!(o.root, PathBuf::from("/srv/node"));
+    }
+
+    #[test]
+    fn seed_inspect_arguments_become_options_and_a_bad_seed_is_refused() {
+        let Command::Seed(SeedCommand::Inspect(a)) = parse(&[
+            "sprout",
+            "seed",
+            "inspect",
+            "oci:/srv/seed:4.18",
+            "--tls-verify=false",
+            "--seed-version",
+            "4.18.1",
+        ]) else {
+            unreachable!("seed inspect parses as seed inspect")
+        };
+        let o = crate::seed::inspect::Options::try_from(&a).unwrap();
+        assert_eq!(o.seed.to_string(), "oci:/srv/seed:4.18");
+        assert!(!o.pull.tls_verify);
+        assert_eq!(o.pull.workdir, PathBuf::from("/var/tmp"));
+        assert_eq!(o.expect.seed_version.as_deref(), Some("4.18.1"));
+
+        let Command::Seed(SeedCommand::Inspect(bad)) =
+            parse(&["sprout", "seed", "inspect", "ftp://x"])
+        else {
+            unreachable!("seed inspect parses as seed inspect")
+        };
+        assert!(crate::seed::inspect::Options::try_from(&bad).is_err());
+    }
 }

@@ -17,6 +17,9 @@ pub mod logging;
 pub mod postpivot;
 pub mod seed;
 /// Synthetic seeds and a local registry for tests and benchmarks; not part
-/// of sprout's interface.
+/// of sprout's interface, and only built with the `testing` feature (which
+/// the tests enable through a dev-dependency on sprout itself), so the
+/// product binary carries no test registry and its fixed password.
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;

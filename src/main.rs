@@ -10,26 +10,27 @@ fn main() -> ExitCode {
     sprout::logging::init(cli.verbose, cli.quiet);
     let result = match cli.command {
         Command::Create(CreateCommand::ConfigTemplate(args)) => {
-            sprout::create::template::write_config_template(&args)
+            sprout::create::template::write_config_template(&(&args).into())
         }
         Command::Create(CreateCommand::ImageConfigTemplate(args)) => {
-            sprout::create::image::template::write_image_config_template(&args)
+            sprout::create::image::template::write_image_config_template(&(&args).into())
         }
-        Command::Create(CreateCommand::Image(args)) => {
-            sprout::create::image::run(&args).map(|iso| println!("iso: {}", iso.display()))
-        }
+        Command::Create(CreateCommand::Image(args)) => sprout::create::image::run(&(&args).into())
+            .map(|iso| println!("iso: {}", iso.display())),
         Command::Iso(IsoCommand::ShowIgnition(args)) => sprout::iso::show_ignition(&args.iso),
         Command::Seed(SeedCommand::Inspect(args)) => {
-            sprout::seed::inspect::run(&args).and_then(|report| {
-                // The report goes to stdout even for an unusable seed.
-                print!("{}", report.render(args.json)?);
-                report.verdict()
-            })
+            sprout::seed::inspect::Options::try_from(&args)
+                .and_then(|opts| sprout::seed::inspect::run(&opts))
+                .and_then(|report| {
+                    // The report goes to stdout even for an unusable seed.
+                    print!("{}", report.render(args.json)?);
+                    report.verdict()
+                })
         }
-        Command::PostPivot(args) => sprout::postpivot::run(&args)
+        Command::PostPivot(args) => sprout::postpivot::run(&(&args).into())
             .map(|found| println!("configuration: {}", found.dir.display())),
         Command::Create(CreateCommand::ConfigImage(args)) => {
-            sprout::create::config_image::run(&args).map(|out| {
+            sprout::create::config_image::run(&(&args).into()).map(|out| {
                 // Data for scripts on stdout; messages went to stderr.
                 println!("iso: {}", out.iso.display());
                 println!("kubeconfig: {}", out.kubeconfig.display());

@@ -1,66 +1,196 @@
-//! Validation problems, collected so that one run reports all of them.
+//! Problems, collected so that one run reports all of them, each with its
+//! fix: the one report type of input validation (`create config-image`,
+//! `create image`), seed checks (`seed inspect`, `Seed::open`) and preflight
+//! checks.
 //!
-//! Every problem names the input file, the field inside it (as a YAML path
-//! such as `networking.machineNetwork[0].cidr`) and a sentence saying what is
-//! wrong and how to fix it. The wording of the first part follows the
-//! upstream installer's Kubernetes-style messages, so users searching for an
-//! upstream message find ours too.
+//! A problem has a severity, a subject (the input file and the field inside
+//! it, as a YAML path such as `networking.machineNetwork[0].cidr`, or a
+//! device; none when the message itself names what it is about), a message
+//! saying what is wrong, and the fix. Validation messages carry their fix in
+//! the sentence and follow the upstream installer's Kubernetes-style wording
+//! (`Invalid value: …`), so users searching for an upstream message find
+//! ours too.
 
 use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
 
 use super::excerpt::{excerpt, sanitize_message};
 
-/// One thing wrong with the input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The input file, as the user names it (e.g. `install-config.yaml`).
-    pub file: String,
-    /// The field path inside the file; empty when the whole file is at fault.
-    pub field: String,
-    /// What is wrong and what to do about it.
-    pub message: String,
+/// How bad a problem is. Ordered from the worst, so sorting puts errors first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The job cannot go on (the seed cannot be installed, the input is
+    /// refused, the disk is not touched).
+    Error,
+    /// The job goes on, but something will likely go wrong or surprise.
+    Warning,
+    /// A requirement the user must meet elsewhere (shown as `note`).
+    Info,
 }
 
-impl fmt::Display for Problem {
+impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Whatever produced the message, no secret or control character
-        // from the input reaches the terminal (see api::excerpt).
-        let message = sanitize_message(&self.message);
-        if self.field.is_empty() {
-            write!(f, "{}: {message}", self.file)
-        } else {
-            write!(
-                f,
-                "{}: {}: {message}",
-                self.file,
-                sanitize_message(&self.field)
-            )
+        f.write_str(match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Info => "note",
+        })
+    }
+}
+
+/// What a problem is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Subject {
+    /// An input file, as the user names it (e.g. `install-config.yaml`), and
+    /// the field inside it; `field` is empty when the whole file is at fault.
+    Input { file: String, field: String },
+    /// A block device or partition, e.g. `/dev/sda`.
+    Device { device: PathBuf },
+}
+
+impl Subject {
+    pub fn input(file: impl Into<String>, field: impl Into<String>) -> Self {
+        Self::Input {
+            file: file.into(),
+            field: field.into(),
+        }
+    }
+
+    pub fn device(device: impl Into<PathBuf>) -> Self {
+        Self::Device {
+            device: device.into(),
         }
     }
 }
 
-/// A collector of problems for one input file.
-#[derive(Debug)]
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Input { file, field } if field.is_empty() => f.write_str(file),
+            Self::Input { file, field } => write!(f, "{file}: {}", sanitize_message(field)),
+            Self::Device { device } => write!(f, "{}", device.display()),
+        }
+    }
+}
+
+/// One thing wrong. As JSON (`seed inspect --json`):
+/// `{"severity", "subject"?, "problem", "fix"?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
+    /// What is wrong.
+    #[serde(rename = "problem")]
+    pub message: String,
+    /// What to do about it, when the message does not already say it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Problem {
+    pub fn new(severity: Severity, message: impl Into<String>) -> Self {
+        Self {
+            severity,
+            subject: None,
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::new(Severity::Error, message)
+    }
+
+    pub fn warning(message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, message)
+    }
+
+    /// An error in the input `file` at `field` (empty: the whole file).
+    pub fn in_input(file: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::error(message).about(Subject::input(file, field))
+    }
+
+    pub fn about(mut self, subject: Subject) -> Self {
+        self.subject = Some(subject);
+        self
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    /// The input file at fault, or "" when the problem is not about one.
+    pub fn file(&self) -> &str {
+        match &self.subject {
+            Some(Subject::Input { file, .. }) => file,
+            _ => "",
+        }
+    }
+
+    /// The field at fault, or "" when the problem is not about one.
+    pub fn field(&self) -> &str {
+        match &self.subject {
+            Some(Subject::Input { field, .. }) => field,
+            _ => "",
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// `[subject: ]message[\n    fix: fix]`; the severity is the caller's to
+/// show (a list of refusals is all errors).
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.subject {
+            write!(f, "{s}: ")?;
+        }
+        // Whatever produced the message, no secret or control character
+        // from the input reaches the terminal (see api::excerpt).
+        f.write_str(&sanitize_message(&self.message))?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n    fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A collector of problems in the order they are found. Made with
+/// [`Problems::new`], its field helpers (`add`, `required`, …) name that
+/// input file; `error`/`warning`/`info` record problems whose message names
+/// what is at fault, with the fix.
+#[derive(Debug, Default, Clone)]
 pub struct Problems {
-    file: String,
+    file: Option<String>,
     items: Vec<Problem>,
 }
 
 impl Problems {
+    /// A collector for the input `file`.
     pub fn new(file: &str) -> Self {
         Self {
-            file: file.to_string(),
+            file: Some(file.to_string()),
             items: Vec::new(),
         }
     }
 
-    /// Records a problem with `field`.
+    pub fn push(&mut self, problem: Problem) {
+        self.items.push(problem);
+    }
+
+    /// Records an error with `field` of this collector's file.
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.items.push(Problem {
-            file: self.file.clone(),
-            field: field.into(),
-            message: message.into(),
-        });
+        let mut p = Problem::error(message);
+        p.subject = self.file.as_ref().map(|f| Subject::input(f.clone(), field));
+        self.items.push(p);
     }
 
     /// `<field>: Required value: <detail>`.
@@ -90,7 +220,20 @@ impl Problems {
         );
     }
 
-    pub fn extend(&mut self, other: Vec<Problem>) {
+    /// Records an error whose message names what is at fault.
+    pub fn error(&mut self, message: impl Into<String>, fix: impl Into<String>) {
+        self.push(Problem::error(message).with_fix(fix));
+    }
+
+    pub fn warning(&mut self, message: impl Into<String>, fix: impl Into<String>) {
+        self.push(Problem::warning(message).with_fix(fix));
+    }
+
+    pub fn info(&mut self, message: impl Into<String>, fix: impl Into<String>) {
+        self.push(Problem::new(Severity::Info, message).with_fix(fix));
+    }
+
+    pub fn extend(&mut self, other: impl IntoIterator<Item = Problem>) {
         self.items.extend(other);
     }
 
@@ -98,12 +241,34 @@ impl Problems {
         self.items.is_empty()
     }
 
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(Problem::is_error)
+    }
+
+    /// The errors, in order.
+    pub fn errors(&self) -> Vec<Problem> {
+        self.items
+            .iter()
+            .filter(|p| p.is_error())
+            .cloned()
+            .collect()
+    }
+
+    /// Errors first, then warnings, then notes; stable within each.
+    pub fn sort_by_severity(&mut self) {
+        self.items.sort_by_key(|p| p.severity);
+    }
+
+    pub fn as_slice(&self) -> &[Problem] {
+        &self.items
+    }
+
     pub fn into_vec(self) -> Vec<Problem> {
         self.items
     }
 }
 
-/// The error returned when any input is invalid: every problem found, in
+/// The error returned when any input is invalid: every error found, in
 /// input order. Nothing has been written when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub struct InvalidInput(pub Vec<Problem>);
@@ -123,12 +288,18 @@ impl fmt::Display for InvalidInput {
     }
 }
 
-/// Turns collected problems into a result.
+/// Turns collected problems into a result: an error listing every error if
+/// there is one; warnings and notes are logged and do not stop the job.
 pub fn finish(problems: Vec<Problem>) -> Result<(), InvalidInput> {
-    if problems.is_empty() {
+    let (errors, others): (Vec<Problem>, Vec<Problem>) =
+        problems.into_iter().partition(Problem::is_error);
+    for p in &others {
+        tracing::warn!("{}: {p}", p.severity);
+    }
+    if errors.is_empty() {
         Ok(())
     } else {
-        Err(InvalidInput(problems))
+        Err(InvalidInput(errors))
     }
 }
 
@@ -157,5 +328,43 @@ mod tests {
             p.into_vec()[0].message,
             "Unsupported value: \"aws\": supported values: \"none\""
         );
+    }
+
+    #[test]
+    fn json_has_severity_problem_and_fix_and_the_subject_when_there_is_one() {
+        let mut p = Problems::default();
+        p.warning("manifest.json is odd", "make the seed again");
+        p.push(
+            Problem::error("is mounted")
+                .about(Subject::device("/dev/sda"))
+                .with_fix("unmount it"),
+        );
+        let v = serde_json::to_value(p.as_slice()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([
+                {"severity": "warning", "problem": "manifest.json is odd", "fix": "make the seed again"},
+                {"severity": "error", "subject": {"device": "/dev/sda"}, "problem": "is mounted", "fix": "unmount it"},
+            ])
+        );
+        assert_eq!(
+            p.as_slice()[1].to_string(),
+            "/dev/sda: is mounted\n    fix: unmount it"
+        );
+    }
+
+    #[test]
+    fn finish_refuses_errors_only_and_sorting_puts_them_first() {
+        let mut p = Problems::default();
+        p.info("n", "x");
+        p.warning("w", "x");
+        assert!(finish(p.clone().into_vec()).is_ok());
+        p.error("e", "x");
+        assert!(p.has_errors());
+        let err = finish(p.clone().into_vec()).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        p.sort_by_severity();
+        let order: Vec<Severity> = p.as_slice().iter().map(|p| p.severity).collect();
+        assert_eq!(order, [Severity::Error, Severity::Warning, Severity::Info]);
     }
 }

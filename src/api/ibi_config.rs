@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where the ISO puts the file, and where the install unit reads it.
-pub const PATH: &str = "/var/tmp/ibi-configuration.json";
+pub const PATH: &str = super::contract::live_iso::IBI_CONFIGURATION.absolute();
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -11,7 +11,8 @@ pub const FILE: &str = "image-based-installation-config.yaml";
 
 /// Upstream's defaults, applied when a key is absent (an explicit `""`
 /// overrides them, as upstream).
-pub const DEFAULT_EXTRA_PARTITION_LABEL: &str = "var-lib-containers";
+pub const DEFAULT_EXTRA_PARTITION_LABEL: &str =
+    super::contract::partitions::DEFAULT_EXTRA_PARTITION_LABEL;
 pub const DEFAULT_EXTRA_PARTITION_START: &str = "-40G";
 pub const DEFAULT_EXTRA_PARTITION_NUMBER: u32 = 5;
 

@@ -1,5 +1,6 @@
 //! Wire formats of every input and output, with their validation.
 
+pub mod contract;
 pub mod diag;
 pub mod excerpt;
 pub mod go_json;

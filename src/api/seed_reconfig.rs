@@ -20,7 +20,7 @@ use super::install_config::Proxy;
 /// The only `api_version` there is.
 pub const SEED_RECONFIGURATION_VERSION: u32 = 1;
 /// The volume label of the configuration ISO.
-pub const BLOCK_DEVICE_LABEL: &str = "cluster-config";
+pub const BLOCK_DEVICE_LABEL: &str = super::contract::config_iso::LABEL;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeedReconfiguration {

@@ -14,14 +14,16 @@ use super::diag::Problem;
 /// or decoding error becomes one [`Problem`] naming the file.
 pub fn read_strict<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T, Problem> {
     let path = dir.join(name);
-    let text = std::fs::read_to_string(&path).map_err(|e| Problem {
-        file: name.to_string(),
-        field: String::new(),
-        message: if e.kind() == std::io::ErrorKind::NotFound {
-            format!("missing: {name} is required in {}", dir.display())
-        } else {
-            format!("reading {}: {e}", path.display())
-        },
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Problem::in_input(
+            name,
+            "",
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!("missing: {name} is required in {}", dir.display())
+            } else {
+                format!("reading {}: {e}", path.display())
+            },
+        )
     })?;
     decode_strict(name, &text)
 }
@@ -29,11 +31,7 @@ pub fn read_strict<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T, Pro
 /// Decodes `text` (the content of the file `name`) strictly.
 pub fn decode_strict<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, Problem> {
     if text.trim().is_empty() {
-        return Err(Problem {
-            file: name.to_string(),
-            field: String::new(),
-            message: "the file is empty".to_string(),
-        });
+        return Err(Problem::in_input(name, "", "the file is empty"));
     }
     let de = yaml_serde::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -71,11 +69,7 @@ pub fn decode_strict<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, P
             Some(m) if field.is_empty() => m,
             _ => describe_decode_error(&message),
         };
-        Problem {
-            file: name.to_string(),
-            field,
-            message,
-        }
+        Problem::in_input(name, field, message)
     })
 }
 
@@ -109,8 +103,8 @@ mod tests {
     #[test]
     fn unknown_nested_key_names_its_path() {
         let e = decode_strict::<Outer>("x.yaml", "inner:\n- cidr: a\n- cidrr: b\n").unwrap_err();
-        assert_eq!(e.file, "x.yaml", "{e:?}");
-        assert_eq!(e.field, "inner[1].cidrr");
+        assert_eq!(e.file(), "x.yaml", "{e:?}");
+        assert_eq!(e.field(), "inner[1].cidrr");
         assert!(e.message.starts_with("unknown field `cidrr`"), "{e:?}");
         assert!(e.message.contains("correct its spelling"));
     }
@@ -118,7 +112,7 @@ mod tests {
     #[test]
     fn wrong_type_names_its_path() {
         let e = decode_strict::<Outer>("x.yaml", "inner:\n- cidr: [1]\n").unwrap_err();
-        assert_eq!(e.field, "inner[0].cidr");
+        assert_eq!(e.field(), "inner[0].cidr");
     }
 
     #[test]

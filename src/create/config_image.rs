@@ -18,21 +18,34 @@ use crate::api::image_based_config::{self, ImageBasedConfig};
 use crate::api::install_config::{self, InstallConfig};
 use crate::api::seed_reconfig::BLOCK_DEVICE_LABEL;
 use crate::api::yaml;
-use crate::cli::ConfigImageArgs;
 use crate::host::fs::SECRET_MODE;
 use crate::host::outdir::{OutputDir, Transaction};
 use crate::iso::writer::{IsoTree, write_iso};
 
-pub const ISO_FILE: &str = "imagebasedconfig.iso";
+pub const ISO_FILE: &str = crate::api::contract::config_iso::FILE_NAME;
 pub const AUTH_DIR: &str = "auth";
 pub const KUBECONFIG_FILE: &str = "kubeconfig";
 pub const PASSWORD_FILE: &str = "kubeadmin-password";
 
 /// Paths inside the ISO, as the first-boot agent expects them.
-pub const ISO_MANIFEST: &str = "cluster-configuration/manifest.json";
-pub const ISO_MANIFESTS_DIR: &str = "cluster-configuration/manifests";
-pub const ISO_MIRROR_SET: &str = "cluster-configuration/manifests/image-digest-mirror-set.json";
-pub const ISO_EXTRA_MANIFESTS_DIR: &str = "extra-manifests";
+pub const ISO_MANIFEST: &str = crate::api::contract::config_iso::MANIFEST;
+pub const ISO_MANIFESTS_DIR: &str = crate::api::contract::config_iso::MANIFESTS_DIR;
+pub const ISO_MIRROR_SET: &str = crate::api::contract::config_iso::MIRROR_SET;
+pub const ISO_EXTRA_MANIFESTS_DIR: &str = crate::api::contract::config_iso::EXTRA_MANIFESTS_DIR;
+
+/// What `create config-image` is asked to do; the CLI builds it from
+/// `--dir`, `--regenerate` and `--seed-version`, any other caller directly.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory holding the inputs; the outputs are written there too.
+    pub dir: PathBuf,
+    /// Forget the saved cluster identity and generate new IDs, keys and
+    /// password (kubeconfigs from earlier runs stop working).
+    pub regenerate: bool,
+    /// The OpenShift release of the seed the ISO is for, when known:
+    /// features its lca-cli cannot apply are refused instead of warned about.
+    pub seed_version: Option<super::seed_version::OcpVersion>,
+}
 
 /// What a successful run wrote.
 #[derive(Debug, Clone)]
@@ -50,7 +63,7 @@ struct Inputs {
     extra_manifests: Vec<ExtraManifest>,
 }
 
-pub fn run(args: &ConfigImageArgs) -> Result<Outputs> {
+pub fn run(args: &Options) -> Result<Outputs> {
     let dir = args.dir.as_path();
     if !dir.is_dir() {
         bail!(

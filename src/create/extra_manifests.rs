@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::api::diag::{Problem, Problems};
 
-pub const DIR: &str = "extra-manifests";
+pub const DIR: &str = crate::api::contract::config_iso::EXTRA_MANIFESTS_DIR;
 const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
 /// One manifest file to copy.

@@ -166,22 +166,22 @@ pub fn check(
     };
     let mut problems = Vec::new();
     if seed.line() < OLDEST_SUPPORTED {
-        problems.push(Problem {
-            file: "--seed-version".to_string(),
-            field: String::new(),
-            message: format!(
+        problems.push(Problem::in_input(
+            "--seed-version",
+            "",
+            format!(
                 "seed {seed} is older than OpenShift {}, the oldest release whose lca-cli the \
                  configuration ISO is checked against; use a {} or later seed",
                 line(OLDEST_SUPPORTED),
                 line(OLDEST_SUPPORTED)
             ),
-        });
+        ));
     }
     for r in reqs.iter().filter(|r| seed.line() < r.since) {
-        problems.push(Problem {
-            file: r.file.to_string(),
-            field: r.field.to_string(),
-            message: format!(
+        problems.push(Problem::in_input(
+            r.file,
+            r.field,
+            format!(
                 "{} need a seed of OpenShift {} or later, but the seed is {seed}, whose lca-cli \
                  {}; use a {} or later seed, or a single-stack configuration",
                 r.what,
@@ -189,7 +189,7 @@ pub fn check(
                 r.older_does,
                 line(r.since)
             ),
-        });
+        ));
     }
     if problems.is_empty() {
         Ok(Vec::new())
@@ -251,8 +251,8 @@ mod tests {
             let e = check(&sr, Some(&v)).unwrap_err();
             assert_eq!(e.0.len(), 1, "{old}");
             let p = &e.0[0];
-            assert_eq!(p.file, "install-config.yaml");
-            assert_eq!(p.field, "networking.machineNetwork");
+            assert_eq!(p.file(), "install-config.yaml");
+            assert_eq!(p.field(), "networking.machineNetwork");
             assert!(
                 p.message.contains("OpenShift 4.20 or later"),
                 "{}",
@@ -283,7 +283,7 @@ mod tests {
         crate::create::manifest::fill_legacy_fields(&mut sr);
         let e = check(&sr, Some(&v("4.19.1"))).unwrap_err();
         assert_eq!(e.0.len(), 1);
-        assert_eq!(e.0[0].field, "node_ips");
+        assert_eq!(e.0[0].field(), "node_ips");
         assert!(
             e.0[0].message.contains("node_ip (10.20.0.10)"),
             "{}",
@@ -296,7 +296,7 @@ mod tests {
     fn seeds_before_4_16_are_refused() {
         let sr = SeedReconfiguration::default();
         let e = check(&sr, Some(&v("4.15.9"))).unwrap_err();
-        assert_eq!(e.0[0].file, "--seed-version");
+        assert_eq!(e.0[0].file(), "--seed-version");
         assert!(e.0[0].message.contains("4.15.9"), "{}", e.0[0].message);
         assert!(e.0[0].message.contains("4.16"), "{}", e.0[0].message);
         assert!(check(&sr, Some(&v("4.16.0"))).is_ok());

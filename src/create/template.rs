@@ -3,7 +3,6 @@
 use anyhow::Result;
 
 use crate::api::image_based_config::FILE;
-use crate::cli::ConfigTemplateArgs;
 use crate::host::fs::write_sample;
 
 /// The sample. It must stay valid input: a test decodes and validates it.
@@ -45,7 +44,17 @@ networkConfig:
 #   node-role.kubernetes.io/edge: ""
 "#;
 
-pub fn write_config_template(args: &ConfigTemplateArgs) -> Result<()> {
+/// Where a sample file goes (both `create config-template` and `create
+/// image-config-template`).
+#[derive(Debug, Clone)]
+pub struct TemplateOptions {
+    /// Directory to write into (created if missing).
+    pub dir: std::path::PathBuf,
+    /// Replace an existing file.
+    pub force: bool,
+}
+
+pub fn write_config_template(args: &TemplateOptions) -> Result<()> {
     write_sample(&args.dir, FILE, CONFIG_TEMPLATE, args.force)?;
     tracing::info!("Config-Template created in: {}", args.dir.display());
     Ok(())

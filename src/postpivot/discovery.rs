@@ -28,13 +28,13 @@ use crate::host::systemd;
 use crate::host::udev::{Action, BlockDevice, BlockEvent, BlockMonitor};
 
 /// Labels of a configuration medium: the installer's, then the legacy one.
-pub const LABELS: &[&str] = &["cluster-config", "relocation-config"];
+pub const LABELS: &[&str] = crate::api::contract::config_iso::LABELS;
 /// The working directory, relative to the root.
-pub const WORK_DIR: &str = "opt/openshift";
+pub const WORK_DIR: &str = crate::api::contract::work_dir::DIR.relative();
 /// The directory whose presence means "configuration discovered".
-pub const CONFIG_DIR: &str = "cluster-configuration";
+pub const CONFIG_DIR: &str = crate::api::contract::config_iso::CONFIG_DIR;
 /// The one file a medium must hold to be taken.
-pub const MANIFEST: &str = "cluster-configuration/manifest.json";
+pub const MANIFEST: &str = crate::api::contract::config_iso::MANIFEST;
 /// Where media are mounted, relative to the root (a tmpfs on a node).
 pub const MOUNT_PARENT: &str = "run/sprout";
 

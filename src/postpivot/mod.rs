@@ -14,18 +14,37 @@ pub mod recert_config;
 pub mod recert_run;
 pub mod validate;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{PostPivotArgs, PostPivotStep};
 use crate::host::systemd;
 
 /// How often the wait says what it waits for.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(15);
 
+/// What post-pivot is asked to do; the CLI builds it from `--until`,
+/// `--timeout` and `--root`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Stop after this step (required until the later steps exist).
+    pub until: Option<Step>,
+    /// How long to wait for the configuration medium.
+    pub timeout: Duration,
+    /// Root of every path read and written (`/` on a node).
+    pub root: PathBuf,
+}
+
+/// The steps of post-pivot that a run can stop after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The configuration is in /opt/openshift/cluster-configuration.
+    Discovered,
+}
+
 /// Runs post-pivot up to `args.until`.
-pub fn run(args: &PostPivotArgs) -> Result<discovery::Discovered> {
+pub fn run(args: &Options) -> Result<discovery::Discovered> {
     let Some(until) = args.until else {
         bail!(
             "post-pivot runs only up to the `discovered` step so far (finding and copying \
@@ -41,14 +60,14 @@ pub fn run(args: &PostPivotArgs) -> Result<discovery::Discovered> {
     }
     let opts = discovery::Options {
         root: args.root.clone(),
-        timeout: Duration::from_secs(args.timeout),
+        timeout: args.timeout,
         announce_every: ANNOUNCE_EVERY,
     };
     // Ready as soon as the arguments hold: the wait that follows is the
     // service's work, shown in its status line, not its start-up.
     systemd::ready("finding the configuration");
     let result = match until {
-        PostPivotStep::Discovered => discovery::discover(&opts, discovery::UdevHost::open),
+        Step::Discovered => discovery::discover(&opts, discovery::UdevHost::open),
     };
     if let Err(e) = &result {
         // The unit's status line keeps the reason after the process ends.
@@ -61,10 +80,10 @@ pub fn run(args: &PostPivotArgs) -> Result<discovery::Discovered> {
 mod tests {
     use super::*;
 
-    fn args(until: Option<PostPivotStep>, root: &std::path::Path) -> PostPivotArgs {
-        PostPivotArgs {
+    fn args(until: Option<Step>, root: &std::path::Path) -> Options {
+        Options {
             until,
-            timeout: 1,
+            timeout: Duration::from_secs(1),
             root: root.to_path_buf(),
         }
     }
@@ -84,7 +103,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let file = root.path().join("file");
         std::fs::write(&file, "").unwrap();
-        let err = run(&args(Some(PostPivotStep::Discovered), &file)).unwrap_err();
+        let err = run(&args(Some(Step::Discovered), &file)).unwrap_err();
         assert!(format!("{err:#}").contains("is not a directory"), "{err:#}");
     }
 
@@ -93,7 +112,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("opt/openshift/cluster-configuration");
         std::fs::create_dir_all(&dir).unwrap();
-        let found = run(&args(Some(PostPivotStep::Discovered), root.path())).unwrap();
+        let found = run(&args(Some(Step::Discovered), root.path())).unwrap();
         assert_eq!(found.dir, dir);
         assert_eq!(found.source, discovery::Source::AlreadyPresent);
     }

@@ -1,12 +1,13 @@
 //! Compatibility between a seed and the installation it is meant for: the
 //! checks upstream IBI skips or makes only after wiping the disk (W11).
 
-use super::findings::Findings;
 use super::load::{Loaded, REMAKE};
+use crate::api::diag::Problems;
 use crate::api::seed_cluster_info::SeedClusterInfo;
 
 /// The extra partition label IBI uses when the configuration names none.
-pub const DEFAULT_EXTRA_PARTITION_LABEL: &str = "var-lib-containers";
+pub const DEFAULT_EXTRA_PARTITION_LABEL: &str =
+    crate::api::contract::partitions::DEFAULT_EXTRA_PARTITION_LABEL;
 
 /// What the installation configuration asks of the seed; unset fields are
 /// not checked.
@@ -19,7 +20,7 @@ pub struct Expectations {
     pub extra_partition_label: Option<String>,
 }
 
-pub fn check(l: &Loaded, expect: &Expectations, f: &mut Findings) {
+pub fn check(l: &Loaded, expect: &Expectations, f: &mut Problems) {
     if let Some(info) = &l.cluster_info {
         check_version(info, expect, f);
         check_container_storage(info, expect, f);
@@ -46,7 +47,7 @@ pub fn check(l: &Loaded, expect: &Expectations, f: &mut Findings) {
     }
 }
 
-fn check_version(info: &SeedClusterInfo, expect: &Expectations, f: &mut Findings) {
+fn check_version(info: &SeedClusterInfo, expect: &Expectations, f: &mut Problems) {
     if let Some(want) = &expect.seed_version
         && *want != info.seed_cluster_ocp_version
     {
@@ -64,7 +65,7 @@ fn check_version(info: &SeedClusterInfo, expect: &Expectations, f: &mut Findings
     }
 }
 
-fn check_container_storage(info: &SeedClusterInfo, expect: &Expectations, f: &mut Findings) {
+fn check_container_storage(info: &SeedClusterInfo, expect: &Expectations, f: &mut Problems) {
     let target = &info.container_storage_mountpoint_target;
     if target.is_empty() {
         f.warning(
@@ -93,7 +94,7 @@ fn check_container_storage(info: &SeedClusterInfo, expect: &Expectations, f: &mu
     }
 }
 
-fn check_fips_and_proxy(l: &Loaded, info: &SeedClusterInfo, f: &mut Findings) {
+fn check_fips_and_proxy(l: &Loaded, info: &SeedClusterInfo, f: &mut Problems) {
     if info.has_fips {
         f.info(
             "the seed cluster runs in FIPS mode",
@@ -129,7 +130,7 @@ fn check_fips_and_proxy(l: &Loaded, info: &SeedClusterInfo, f: &mut Findings) {
     }
 }
 
-fn check_recert(l: &Loaded, info: &SeedClusterInfo, f: &mut Findings) {
+fn check_recert(l: &Loaded, info: &SeedClusterInfo, f: &mut Problems) {
     let image = &info.recert_image_pull_spec;
     if image.is_empty() {
         f.warning(

@@ -7,15 +7,16 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::contract::seed_image;
 use crate::api::seed_cluster_info::SeedClusterInfo;
 
-pub const LCA_CLI: &str = "lca-cli";
-pub const MANIFEST: &str = "manifest.json";
-pub const CONTAINERS_LIST: &str = "containers.list";
-pub const RPM_OSTREE: &str = "rpm-ostree.json";
-pub const MCO_CONFIG: &str = "mco-currentconfig.json";
-pub const ETC_DELETIONS: &str = "etc.deletions";
-pub const RECERT_CONFIG: &str = "recert_config.json";
+pub const LCA_CLI: &str = seed_image::LCA_CLI;
+pub const MANIFEST: &str = seed_image::MANIFEST;
+pub const CONTAINERS_LIST: &str = seed_image::CONTAINERS_LIST;
+pub const RPM_OSTREE: &str = seed_image::RPM_OSTREE;
+pub const MCO_CONFIG: &str = seed_image::MCO_CONFIG;
+pub const ETC_DELETIONS: &str = seed_image::ETC_DELETIONS;
+pub const RECERT_CONFIG: &str = seed_image::RECERT_CONFIG;
 
 /// The files every seed has (the `.origin` file's name depends on the
 /// booted deployment and is checked separately).
@@ -26,9 +27,9 @@ pub const REQUIRED: [&str; 9] = [
     RPM_OSTREE,
     MCO_CONFIG,
     ETC_DELETIONS,
-    "ostree.tgz",
-    "var.tgz",
-    "etc.tgz",
+    seed_image::OSTREE_TGZ,
+    seed_image::VAR_TGZ,
+    seed_image::ETC_TGZ,
 ];
 
 /// Root files read whole when a seed is opened.
@@ -41,7 +42,7 @@ pub fn is_small(name: &str) -> bool {
         ETC_DELETIONS,
     ]
     .contains(&name)
-        || (name.starts_with("ostree-") && name.ends_with(".origin"))
+        || seed_image::is_origin_file(name)
 }
 
 /// The three tarballs of a seed.
@@ -61,9 +62,9 @@ impl Tarball {
 
     pub fn file_name(self) -> &'static str {
         match self {
-            Self::Ostree => "ostree.tgz",
-            Self::Var => "var.tgz",
-            Self::Etc => "etc.tgz",
+            Self::Ostree => seed_image::OSTREE_TGZ,
+            Self::Var => seed_image::VAR_TGZ,
+            Self::Etc => seed_image::ETC_TGZ,
         }
     }
 
@@ -114,7 +115,7 @@ pub struct BootedDeployment {
 impl BootedDeployment {
     /// `ostree-<deployment>.origin`, the seed's copy of the origin file.
     pub fn origin_file(&self) -> String {
-        format!("ostree-{}.origin", self.deployment)
+        seed_image::origin_file(&self.deployment)
     }
 }
 

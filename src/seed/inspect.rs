@@ -9,14 +9,14 @@ use serde::Serialize;
 
 use super::checks::{self, Expectations};
 use super::files::{BootedDeployment, Tarball};
-use super::findings::{Finding, Findings, Severity};
 use super::load::{self, Loaded, REMAKE};
 use super::pull::PullOptions;
 use super::reference::SeedRef;
 use super::scan::{self, TarballScan};
 use super::source::Source;
+use crate::api::contract::seed_image;
+use crate::api::diag::{Problem, Problems};
 use crate::api::seed_cluster_info::SeedClusterInfo;
-use crate::cli::SeedInspectArgs;
 
 /// The report, as printed by `--json`. Values the seed does not provide are
 /// `null`.
@@ -46,7 +46,7 @@ pub struct InspectReport {
     pub sizes: Sizes,
     /// The seed's manifest.json as read.
     pub seed_cluster_info: Option<SeedClusterInfo>,
-    pub problems: Vec<Finding>,
+    pub problems: Vec<Problem>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -59,21 +59,20 @@ pub struct Sizes {
     pub tarballs: BTreeMap<Tarball, TarballScan>,
 }
 
-/// Runs `seed inspect` with the command line's options.
-pub fn run(args: &SeedInspectArgs) -> Result<InspectReport> {
-    let reference = SeedRef::parse(&args.seed)?;
-    let pull = PullOptions {
-        authfile: args.authfile.clone(),
-        cert_dir: args.cert_dir.clone(),
-        tls_verify: args.tls_verify,
-        registries_conf: args.registries_conf.clone(),
-        workdir: args.workdir.clone(),
-    };
-    let expect = Expectations {
-        seed_version: args.seed_version.clone(),
-        extra_partition_label: args.extra_partition_label.clone(),
-    };
-    inspect(&reference, &pull, &expect)
+/// What `seed inspect` is asked to look at; the CLI builds it from its
+/// arguments.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: SeedRef,
+    /// How a `docker://` seed is copied.
+    pub pull: PullOptions,
+    /// What the installation will ask of the seed.
+    pub expect: Expectations,
+}
+
+/// Runs `seed inspect`.
+pub fn run(opts: &Options) -> Result<InspectReport> {
+    inspect(&opts.seed, &opts.pull, &opts.expect)
 }
 
 /// Opens the seed, reads everything in it, and reports. A seed that cannot
@@ -90,7 +89,7 @@ pub fn inspect(
     let mut findings = std::mem::take(&mut l.findings);
     checks::check(&l, expect, &mut findings);
     let (scans, more) = verify_tarballs(&source, &l)?;
-    findings.0.extend(more.0);
+    findings.extend(more.into_vec());
     Ok(report(reference, &source, l, scans, findings))
 }
 
@@ -99,8 +98,8 @@ pub fn inspect(
 pub(crate) fn verify_tarballs(
     source: &Source,
     l: &Loaded,
-) -> Result<(BTreeMap<Tarball, TarballScan>, Findings)> {
-    let mut findings = Findings::default();
+) -> Result<(BTreeMap<Tarball, TarballScan>, Problems)> {
+    let mut findings = Problems::default();
     let scans = scan_tarballs(source, l, &mut findings)?;
     cross_check(l, &scans, &mut findings);
     Ok((scans, findings))
@@ -109,7 +108,7 @@ pub(crate) fn verify_tarballs(
 fn scan_tarballs(
     source: &Source,
     l: &Loaded,
-    findings: &mut Findings,
+    findings: &mut Problems,
 ) -> Result<BTreeMap<Tarball, TarballScan>> {
     let mut names = Vec::new();
     for t in Tarball::ALL {
@@ -135,7 +134,7 @@ fn scan_tarballs(
     Ok(scans)
 }
 
-fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findings) {
+fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Problems) {
     for (t, s) in scans {
         for r in &s.refusals {
             f.error(
@@ -179,7 +178,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findi
         }
     }
     if let Some(s) = scans.get(&Tarball::Var) {
-        match s.found.get("var/seed_data/manifest.json") {
+        match s.found.get(seed_image::VAR_SEED_MANIFEST) {
             None => f.error(
                 "var.tgz has no var/seed_data/manifest.json, which the first boot reads",
                 REMAKE,
@@ -199,7 +198,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findi
             }
             Some(None) => {}
         }
-        if !s.found.contains_key("var/usrlocal/bin/lca-cli") {
+        if !s.found.contains_key(seed_image::VAR_LCA_CLI) {
             f.error(
                 "var.tgz has no var/usrlocal/bin/lca-cli, the agent that configures the node at first boot",
                 REMAKE,
@@ -207,10 +206,7 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findi
         }
     }
     if let Some(s) = scans.get(&Tarball::Etc) {
-        if !s
-            .found
-            .contains_key("etc/systemd/system/installation-configuration.service")
-        {
+        if !s.found.contains_key(seed_image::ETC_INSTALLATION_UNIT) {
             f.warning(
                 "etc.tgz has no etc/systemd/system/installation-configuration.service: nothing configures the node at its first boot",
                 REMAKE,
@@ -222,10 +218,10 @@ fn cross_check(l: &Loaded, scans: &BTreeMap<Tarball, TarballScan>, f: &mut Findi
 
 /// The seed's mount unit is what the installed node really uses; it must
 /// agree with the manifest that the extra partition is checked against.
-fn check_mount_unit(l: &Loaded, s: &TarballScan, f: &mut Findings) {
+fn check_mount_unit(l: &Loaded, s: &TarballScan, f: &mut Problems) {
     let Some(info) = &l.cluster_info else { return };
     let target = &info.container_storage_mountpoint_target;
-    match s.found.get("etc/systemd/system/var-lib-containers.mount") {
+    match s.found.get(seed_image::ETC_CONTAINERS_MOUNT) {
         None if !target.is_empty() => f.warning(
             format!("manifest.json says container storage is mounted from {target} but etc.tgz has no var-lib-containers.mount"),
             REMAKE,
@@ -255,9 +251,9 @@ fn report(
     source: &Source,
     l: Loaded,
     scans: BTreeMap<Tarball, TarballScan>,
-    mut findings: Findings,
+    mut findings: Problems,
 ) -> InspectReport {
-    findings.0.sort_by_key(|f| f.severity);
+    findings.sort_by_severity();
     let info = l.cluster_info.clone();
     let s = |get: fn(&SeedClusterInfo) -> &String| {
         info.as_ref().map(get).filter(|v| !v.is_empty()).cloned()
@@ -297,7 +293,7 @@ fn report(
             tarballs: scans,
         },
         seed_cluster_info: info,
-        problems: findings.0,
+        problems: findings.into_vec(),
     }
 }
 
@@ -315,11 +311,7 @@ impl InspectReport {
 
     /// An error when the seed cannot be installed (after printing).
     pub fn verdict(&self) -> Result<()> {
-        let errors = self
-            .problems
-            .iter()
-            .filter(|p| p.severity == Severity::Error)
-            .count();
+        let errors = self.problems.iter().filter(|p| p.is_error()).count();
         if errors > 0 {
             bail!(
                 "the seed {} cannot be installed: {errors} problem{} (listed above)",

@@ -115,7 +115,7 @@ pub fn render(r: &InspectReport) -> String {
     } else {
         let _ = writeln!(o, "\nFindings:");
         for p in &r.problems {
-            let _ = writeln!(o, "  {p}");
+            let _ = writeln!(o, "  {}: {p}", p.severity);
         }
     }
     o

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use super::files::{self, BootedDeployment, EtcPath, MachineConfigSummary, REQUIRED};
-use super::findings::Findings;
 use super::source::Source;
 use super::{CLUSTER_INFO_LABEL, FORMAT_LABEL, SUPPORTED_FORMAT_VERSIONS};
+use crate::api::contract::seed_image;
+use crate::api::diag::Problems;
 use crate::api::seed_cluster_info::SeedClusterInfo;
 
 /// The fix for a seed whose content is wrong: only its maker can fix it.
@@ -31,7 +32,7 @@ pub struct Loaded {
     pub etc_deletions: Option<Vec<EtcPath>>,
     /// The size of every root file.
     pub sizes: BTreeMap<String, u64>,
-    pub findings: Findings,
+    pub findings: Problems,
 }
 
 pub fn load(source: &Source) -> Result<Loaded> {
@@ -101,7 +102,7 @@ pub fn load(source: &Source) -> Result<Loaded> {
 
 /// A small root file's bytes, or a finding saying why not. A missing file
 /// was already reported by `check_required`.
-fn read(source: &Source, name: &str, findings: &mut Findings) -> Option<Vec<u8>> {
+fn read(source: &Source, name: &str, findings: &mut Problems) -> Option<Vec<u8>> {
     match source.read_small(name) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -207,7 +208,7 @@ fn load_origin(source: &Source, booted: &BootedDeployment, l: &mut Loaded) -> Re
             let others: Vec<String> = source
                 .names()?
                 .into_iter()
-                .filter(|n| n.starts_with("ostree-") && n.ends_with(".origin"))
+                .filter(|n| seed_image::is_origin_file(n))
                 .collect();
             let has = if others.is_empty() {
                 "the seed has no .origin file".to_string()

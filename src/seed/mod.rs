@@ -11,13 +11,13 @@
 //!
 //! Module map: `reference` (the forms), `oci` (image layouts), `layer`
 //! (root files inside layers), `source` (one interface over all of them),
-//! `files` (the root files' formats), `load` and `checks` (problems found),
+//! `files` (the root files' formats), `load` and `checks` (problems found, as
+//! [`crate::api::diag::Problem`]s),
 //! `member`, `meta`, `extract`, `scan` (tarballs), `inspect` (the report).
 
 pub mod checks;
 pub mod extract;
 pub mod files;
-pub mod findings;
 pub mod inspect;
 mod inspect_text;
 mod io;
@@ -36,10 +36,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+pub use crate::api::diag::{Problem, Severity};
 pub use checks::Expectations;
 pub use extract::{ExtractOptions, ExtractReport};
 pub use files::{BootedDeployment, EtcPath, MachineConfigSummary, Tarball};
-pub use findings::{Finding, SeedUnusable, Severity};
 pub use pull::PullOptions;
 pub use reference::SeedRef;
 
@@ -47,12 +47,12 @@ use crate::api::seed_cluster_info::SeedClusterInfo;
 use source::Source;
 
 /// The label holding the seed format version.
-pub const FORMAT_LABEL: &str = "com.openshift.lifecycle-agent.seed_format_version";
+pub const FORMAT_LABEL: &str = crate::api::contract::seed_image::FORMAT_LABEL;
 /// The label holding the seed's `manifest.json` (SeedClusterInfo).
-pub const CLUSTER_INFO_LABEL: &str = "com.openshift.lifecycle-agent.seed_cluster_info";
+pub const CLUSTER_INFO_LABEL: &str = crate::api::contract::seed_image::CLUSTER_INFO_LABEL;
 /// Seed format versions sprout reads. Upstream bumps the version on every
 /// incompatible change, so anything else is refused.
-pub const SUPPORTED_FORMAT_VERSIONS: &[u32] = &[4];
+pub const SUPPORTED_FORMAT_VERSIONS: &[u32] = &[crate::api::contract::seed_image::FORMAT_VERSION];
 
 /// An opened seed whose labels and small files were read and found usable.
 #[derive(Debug)]
@@ -67,7 +67,7 @@ pub struct Seed {
     origin: Vec<u8>,
     containers: Vec<String>,
     etc_deletions: Vec<EtcPath>,
-    notes: Vec<Finding>,
+    notes: Vec<Problem>,
 }
 
 impl Seed {
@@ -111,9 +111,13 @@ impl Seed {
             // Every missing piece has an error finding; this is a backstop.
             return Err(unusable().into());
         };
-        for n in &l.findings.0 {
+        for n in l.findings.as_slice() {
             if n.severity == Severity::Warning {
-                tracing::warn!("seed {reference}: {} ({})", n.problem, n.fix);
+                tracing::warn!(
+                    "seed {reference}: {} ({})",
+                    n.message,
+                    n.fix.as_deref().unwrap_or_default()
+                );
             }
         }
         Ok(Self {
@@ -127,7 +131,7 @@ impl Seed {
             origin,
             containers,
             etc_deletions,
-            notes: l.findings.0,
+            notes: l.findings.into_vec(),
         })
     }
 
@@ -174,7 +178,7 @@ impl Seed {
     }
 
     /// Warnings and notes found when opening (no errors: those refuse).
-    pub fn notes(&self) -> &[Finding] {
+    pub fn notes(&self) -> &[Problem] {
         &self.notes
     }
 
@@ -234,5 +238,51 @@ impl Seed {
                 .map(|_| ())
                 .with_context(|| format!("copying {name} to {}", dest.display()))
         })
+    }
+}
+
+/// The error when a seed cannot be used: every blocking problem found.
+#[derive(Debug, thiserror::Error)]
+pub struct SeedUnusable {
+    pub seed: String,
+    pub findings: Vec<Problem>,
+}
+
+impl std::fmt::Display for SeedUnusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.findings.len();
+        write!(
+            f,
+            "the seed {} cannot be used ({n} problem{}):",
+            self.seed,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.findings {
+            // The problem, then its fix on the next line.
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::diag::Problems;
+
+    #[test]
+    fn unusable_lists_problem_and_fix() {
+        let mut f = Problems::default();
+        f.warning("w", "x");
+        f.error("manifest.json is missing", "make the seed again");
+        assert!(f.has_errors());
+        let e = SeedUnusable {
+            seed: "oci:/s".into(),
+            findings: f.errors(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the seed oci:/s cannot be used (1 problem):\n  - manifest.json is missing\n    fix: make the seed again"
+        );
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::files::Tarball;
 use super::member::{Kind, Policy};
+use crate::api::contract::seed_image;
 
 /// Refusals listed per tarball; the rest are counted.
 const MAX_LISTED: usize = 20;
@@ -114,12 +115,12 @@ pub fn wanted_members(tarball: Tarball, booted_checksum: Option<&str>) -> Vec<St
             w
         }
         Tarball::Var => vec![
-            "var/seed_data/manifest.json".into(),
-            "var/usrlocal/bin/lca-cli".into(),
+            seed_image::VAR_SEED_MANIFEST.into(),
+            seed_image::VAR_LCA_CLI.into(),
         ],
         Tarball::Etc => vec![
-            "etc/systemd/system/installation-configuration.service".into(),
-            "etc/systemd/system/var-lib-containers.mount".into(),
+            seed_image::ETC_INSTALLATION_UNIT.into(),
+            seed_image::ETC_CONTAINERS_MOUNT.into(),
         ],
     }
 }

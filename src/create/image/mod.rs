@@ -26,7 +26,6 @@ use crate::api::diag::{self, Problem};
 use crate::api::install_config::{self, InstallConfig};
 use crate::api::installation_config::{self, InstallationConfig};
 use crate::api::yaml;
-use crate::cli::ImageArgs;
 use crate::host::fs::SECRET_MODE;
 use crate::host::outdir::{OutputDir, Transaction};
 use crate::iso::embed::{self, CONFIG_IGN, KargsAreas};
@@ -35,13 +34,26 @@ use crate::iso::iso9660::Iso9660;
 pub const ISO_FILE: &str = "rhcos-ibi.iso";
 pub const POST_SCRIPT: &str = "post.sh";
 
+/// What `create image` is asked to do; the CLI builds it from `--dir`,
+/// `--base-iso` and `--force`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory holding the inputs; rhcos-ibi.iso is written there.
+    pub dir: PathBuf,
+    /// RHCOS live ISO to start from (no download); else the environment
+    /// and the stream metadata decide.
+    pub base_iso: Option<PathBuf>,
+    /// Replace an Ignition config the base ISO already carries.
+    pub force: bool,
+}
+
 struct Inputs {
     config: InstallationConfig,
     post_sh: Option<Vec<u8>>,
     install_config: Option<InstallConfig>,
 }
 
-pub fn run(args: &ImageArgs) -> Result<PathBuf> {
+pub fn run(args: &Options) -> Result<PathBuf> {
     let dir = args.dir.as_path();
     if !dir.is_dir() {
         bail!(
@@ -83,11 +95,11 @@ fn read_inputs(dir: &Path) -> Result<Inputs> {
         Ok(b) => Some(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
-            problems.push(Problem {
-                file: POST_SCRIPT.into(),
-                field: String::new(),
-                message: format!("reading {}: {e}", post_path.display()),
-            });
+            problems.push(Problem::in_input(
+                POST_SCRIPT,
+                "",
+                format!("reading {}: {e}", post_path.display()),
+            ));
             None
         }
     };

@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 
 use crate::api::install_config::{ImageDigestSource, MirrorSourcePolicy, Proxy};
 
-pub const INSTALL_SCRIPT_PATH: &str = "/usr/local/bin/install-rhcos-and-restore-seed.sh";
-pub const INSTALL_UNIT: &str = "install-rhcos-and-restore-seed.service";
-pub const NETWORK_UNIT: &str = "network-config.service";
-pub const PULL_SECRET_PATH: &str = "/var/tmp/pull-secret.json";
-pub const NETWORK_CONFIG_PATH: &str = "/var/tmp/network-config.yaml";
-pub const POST_SCRIPT_PATH: &str = "/var/tmp/post.sh";
+pub const INSTALL_SCRIPT_PATH: &str = crate::api::contract::live_iso::INSTALL_SCRIPT.absolute();
+pub const INSTALL_UNIT: &str = crate::api::contract::units::INSTALL_RHCOS;
+pub const NETWORK_UNIT: &str = crate::api::contract::units::NETWORK_CONFIG;
+pub const PULL_SECRET_PATH: &str = crate::api::contract::live_iso::PULL_SECRET.absolute();
+pub const NETWORK_CONFIG_PATH: &str = crate::api::contract::live_iso::NETWORK_CONFIG.absolute();
+pub const POST_SCRIPT_PATH: &str = crate::api::contract::live_iso::POST_SCRIPT.absolute();
 pub const REGISTRIES_CONF_PATH: &str = "/etc/containers/registries.conf";
 pub const TRUST_BUNDLE_PATH: &str = "/etc/pki/ca-trust/source/anchors/additional-trust-bundle.pem";
 
@@ -246,5 +246,18 @@ mod tests {
         assert!(u.contains("Environment=\"NO_PROXY=a%%b\""));
         assert!(!u.contains("HTTPS_PROXY"));
         assert!(!u.contains("AGENT_IMAGE"));
+    }
+
+    #[test]
+    fn the_install_script_defaults_to_the_contract_paths() {
+        // The script is a literal template; its defaults must be the paths
+        // the Ignition config writes the files to.
+        let script = install_script();
+        for (var, path) in [
+            ("PULL_SECRET_FILE", PULL_SECRET_PATH),
+            ("IBI_CONFIGURATION_FILE", crate::api::ibi_config::PATH),
+        ] {
+            assert!(script.contains(&format!("${{{var}:-{path}}}")), "{var}");
+        }
     }
 }
