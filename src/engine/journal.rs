@@ -347,6 +347,11 @@ impl Journal {
     }
 }
 
+/// How often, and how long apart, a taken journal lock is tried again
+/// before the run is refused (about one second in all).
+const LOCK_GRACE_TRIES: u32 = 20;
+const LOCK_GRACE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Takes the lock `<journal>.lock` next to the journal at `at`.
 fn lock_at(at: &Location) -> Result<std::fs::File> {
     let Some(name) = at.path.file_name() else {
@@ -360,7 +365,22 @@ fn lock_at(at: &Location) -> Result<std::fs::File> {
         at.root.create_dir_all(dir, 0o700)?;
     }
     let file = at.root.open_or_create(&rel, 0o600)?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+    // A child forked by this process just before the previous holder let go
+    // keeps the lock's open file until its exec closes it (close-on-exec), so
+    // a run that follows another in the same process may find it taken for a
+    // moment. A real second run holds it for minutes: a short grace tells
+    // the two apart without waiting on the real one.
+    let mut attempt = 0;
+    let locked = loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Err(rustix::io::Errno::WOULDBLOCK) if attempt < LOCK_GRACE_TRIES => {
+                attempt += 1;
+                std::thread::sleep(LOCK_GRACE_PAUSE);
+            }
+            other => break other,
+        }
+    };
+    match locked {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => bail!(
             "another sprout run is using the journal {} (it holds {shown}); wait for it to \
