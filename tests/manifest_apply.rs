@@ -438,3 +438,93 @@ fn an_empty_directory_applies_nothing_and_a_missing_one_is_an_error() {
         "{err:#}"
     );
 }
+
+/// The test server itself keeps the API server's rules the tests rely on.
+#[test]
+fn the_test_server_refuses_what_an_api_server_refuses() {
+    let s = setup();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let send = |method: &str, path: &str, body: serde_json::Value| -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", s.server.url());
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .unwrap();
+        let mut response = agent.run(request).unwrap();
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    };
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    let (code, status) = send("POST", "/api/v1/namespaces/app/configmaps", cm.clone());
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (404, Some("NotFound")),
+        "{status}"
+    );
+    assert_eq!(status["message"], "namespaces \"app\" not found");
+
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}});
+    assert_eq!(send("POST", "/api/v1/namespaces", ns).0, 201);
+    let (code, created) = send("POST", "/api/v1/namespaces/app/configmaps", cm.clone());
+    assert_eq!(code, 201);
+    assert_eq!(
+        send("POST", "/api/v1/namespaces/app/configmaps", cm.clone()).1["reason"],
+        "AlreadyExists"
+    );
+
+    let mut stale = cm.clone();
+    stale["metadata"]["resourceVersion"] = "0".into();
+    let (code, status) = send("PUT", "/api/v1/namespaces/app/configmaps/c", stale);
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (409, Some("Conflict")),
+        "{status}"
+    );
+    let mut fresh = cm;
+    fresh["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"].clone();
+    fresh["data"] = json!({"k": "v"});
+    assert_eq!(
+        send("PUT", "/api/v1/namespaces/app/configmaps/c", fresh).0,
+        200
+    );
+
+    // A CRD's kind is served only once the CRD is Established.
+    s.server.set_crd_delay(Duration::from_secs(3600));
+    let crd: serde_json::Value = yaml_serde::from_str(CRD).unwrap();
+    assert_eq!(
+        send(
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            crd
+        )
+        .0,
+        201
+    );
+    let (code, _) = send("GET", "/apis/example.com/v1", json!(null));
+    assert_eq!(code, 404, "served before Established");
+    let crd = s
+        .server
+        .object(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            None,
+            "widgets.example.com",
+        )
+        .unwrap();
+    assert_eq!(
+        crd["status"]["conditions"][1],
+        json!({"type": "Established", "status": "False", "reason": "InitialNamesAccepted"})
+    );
+    let (code, core) = send("GET", "/api/v1", json!(null));
+    assert_eq!(code, 200);
+    assert_eq!(core["kind"], "APIResourceList");
+}

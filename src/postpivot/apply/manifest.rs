@@ -274,3 +274,66 @@ fn take_apply_type(metadata: &mut Map<String, Value>) -> Result<ApplyType> {
     }
     Ok(apply_type)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(name: &str, text: &str) -> Result<Vec<Manifest>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join(name);
+        std::fs::write(&file, text)?;
+        read_file(&file)
+    }
+
+    #[test]
+    fn a_json_stream_and_empty_yaml_documents() {
+        let json = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}
+                      {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}"#;
+        let names: Vec<String> = parse("x.json", json)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let yaml =
+            "---\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\n---\n";
+        let m = parse("x.yaml", yaml).unwrap();
+        assert_eq!(
+            (m.len(), m[0].document, m[0].object_name()),
+            (1, 2, "Secret n/s".to_string())
+        );
+    }
+
+    #[test]
+    fn the_apply_type_is_read_and_removed() {
+        let yaml = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  annotations:\n    \
+                    lca.openshift.io/apply-type: merge\n    keep: me\n";
+        let m = &parse("d.yaml", yaml).unwrap()[0];
+        assert_eq!(m.apply_type, ApplyType::Merge);
+        assert_eq!(
+            (m.gvk.group.as_str(), m.gvk.version.as_str()),
+            ("apps", "v1")
+        );
+        assert_eq!(
+            m.object["metadata"]["annotations"],
+            serde_json::json!({"keep": "me"})
+        );
+    }
+
+    #[test]
+    fn items_that_are_not_a_list_and_scalars_are_refused() {
+        let err = parse("l.yaml", "apiVersion: v1\nkind: List\nitems: 3\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("l.yaml (document 1): `items` must be a list"),
+            "{err:#}"
+        );
+        let err = parse("s.yaml", "just a string\n").unwrap_err();
+        assert!(format!("{err:#}").contains("found a string"), "{err:#}");
+        let err = parse("n.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("ConfigMap has no `metadata.name`"),
+            "{err:#}"
+        );
+    }
+}
