@@ -528,3 +528,65 @@ fn the_test_server_refuses_what_an_api_server_refuses() {
     assert_eq!(code, 200);
     assert_eq!(core["kind"], "APIResourceList");
 }
+
+/// A self-signed CA certificate in PEM, for an https kubeconfig.
+fn self_signed_ca() -> String {
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "test-ca").unwrap();
+    let name = name.build();
+    let mut cert = x509::X509Builder::new().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    String::from_utf8(cert.build().to_pem().unwrap()).unwrap()
+}
+
+/// An https kubeconfig like the node's (the TLS stack has its crypto
+/// provider), and a refused connection is retried until the deadline.
+#[test]
+fn an_https_cluster_that_refuses_connections_is_retried_until_the_deadline() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    std::fs::write(manifests.join("ns.yaml"), NS_APP).unwrap();
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ca = base64::engine::general_purpose::STANDARD.encode(self_signed_ca());
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{port}\n    \
+             certificate-authority-data: {ca}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\n\
+             current-context: c\nusers:\n- name: u\n  user: {{token: t}}\n"
+        ),
+    )
+    .unwrap();
+    let opts = ApplyOptions {
+        deadline: Duration::from_secs(2),
+        ..quick()
+    };
+    let err = format!(
+        "{:#}",
+        apply_dir(&kubeconfig, &manifests, &opts).unwrap_err()
+    );
+    assert!(err.contains("deadline of 2s"), "{err}");
+    assert!(
+        err.contains("Namespace app") && err.contains("ns.yaml"),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("connect"), "{err}");
+}
