@@ -4,6 +4,7 @@
 //! ([`discovery`]). The command line says so (`--until discovered`) rather
 //! than pretending to run the rest.
 
+pub mod apply;
 pub mod copy;
 pub mod discovery;
 pub mod effective;

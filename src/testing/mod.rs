@@ -5,6 +5,9 @@
 //! Everything here returns errors instead of panicking, like the rest of
 //! the library, so it can also be driven from scripts and benchmarks.
 
+pub mod kube_api;
+mod kube_api_routes;
+mod kube_api_store;
 pub mod oci_writer;
 pub mod registry;
 pub mod seed;
