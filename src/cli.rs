@@ -80,7 +80,7 @@ pub enum CreateCommand {
     )]
     ConfigImage(ConfigImageArgs),
     /// Write a commented sample image-based-installation-config.yaml
-    ImageConfigTemplate(ConfigTemplateArgs),
+    ImageConfigTemplate(ImageConfigTemplateArgs),
     /// Build the installation ISO (rhcos-ibi.iso) that installs a seed at the factory
     #[command(
         long_about = "Build the installation ISO that installs a seed at the factory.\n\n\
@@ -112,6 +112,16 @@ pub struct ConfigTemplateArgs {
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
     /// Replace an existing image-based-config.yaml
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImageConfigTemplateArgs {
+    /// Directory to write image-based-installation-config.yaml into (created if missing)
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Replace an existing image-based-installation-config.yaml
     #[arg(long)]
     pub force: bool,
 }

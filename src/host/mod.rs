@@ -2,6 +2,8 @@
 
 pub mod command;
 pub mod fs;
+pub mod input;
 pub mod mount;
+pub mod stdout;
 pub mod systemd;
 pub mod udev;

@@ -1,8 +1,36 @@
 //! What is wrong with a seed, each with what to do about it.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
+
+/// A seed's text made safe to print: control characters (ESC, CR, newline,
+/// C1 controls) and invisible formatting characters (bidirectional
+/// overrides, zero-width ones) are shown escaped (`\u{1b}`, `\n`), so a
+/// field cannot clear the terminal, move the cursor or forge a line such as
+/// `Usable: yes`.
+pub fn escape_text(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,7 +67,9 @@ impl fmt::Display for Finding {
         write!(
             f,
             "{}: {}\n    fix: {}",
-            self.severity, self.problem, self.fix
+            self.severity,
+            escape_text(&self.problem),
+            escape_text(&self.fix)
         )
     }
 }
@@ -95,11 +125,16 @@ impl fmt::Display for SeedUnusable {
         write!(
             f,
             "the seed {} cannot be used ({n} problem{}):",
-            self.seed,
+            escape_text(&self.seed),
             if n == 1 { "" } else { "s" }
         )?;
         for p in &self.findings {
-            write!(f, "\n  - {}\n    fix: {}", p.problem, p.fix)?;
+            write!(
+                f,
+                "\n  - {}\n    fix: {}",
+                escape_text(&p.problem),
+                escape_text(&p.fix)
+            )?;
         }
         Ok(())
     }
@@ -108,6 +143,16 @@ impl fmt::Display for SeedUnusable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(escape_text("plain: ok"), "plain: ok");
+        assert_eq!(
+            escape_text("x\nUsable:              yes\x1b[2J\u{202e}"),
+            "x\\nUsable:              yes\\u{1b}[2J\\u{202e}"
+        );
+        assert_eq!(escape_text("a\rb\u{9b}c"), "a\\rb\\u{9b}c");
+    }
 
     #[test]
     fn unusable_lists_problem_and_fix() {

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::findings::escape_text;
 use super::inspect::InspectReport;
 
 /// Sizes as people read them: `1.4 GiB`.
@@ -34,8 +35,10 @@ fn yes_no(v: Option<bool>) -> &'static str {
 
 pub fn render(r: &InspectReport) -> String {
     let mut o = String::new();
+    // Every value comes from the seed: escaped, so none can hold a line
+    // break or a terminal control sequence.
     let mut line = |k: &str, v: &str| {
-        let _ = writeln!(o, "{k:<22}{v}");
+        let _ = writeln!(o, "{k:<22}{}", escape_text(v));
     };
     line("Seed:", &r.seed);
     line(
@@ -115,6 +118,7 @@ pub fn render(r: &InspectReport) -> String {
     } else {
         let _ = writeln!(o, "\nFindings:");
         for p in &r.problems {
+            // Finding's Display escapes the problem and the fix.
             let _ = writeln!(o, "  {p}");
         }
     }
@@ -124,6 +128,30 @@ pub fn render(r: &InspectReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seed_fields_cannot_forge_lines() {
+        let mut r = InspectReport {
+            usable: false,
+            seed: "oci:/s\nUsable:               yes".into(),
+            ocp_version: Some("4.16.0\x1b[2J\x1b[H".into()),
+            ..Default::default()
+        };
+        r.problems.push(crate::seed::Finding {
+            severity: crate::seed::Severity::Error,
+            problem: "bad\rUsable: yes".into(),
+            fix: "x\n".into(),
+        });
+        let text = render(&r);
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(!text.contains('\r'), "{text}");
+        let usable: Vec<&str> = text.lines().filter(|l| l.contains("Usable:")).collect();
+        assert_eq!(usable.len(), 3, "{text}");
+        assert!(usable[0].starts_with("Seed:"), "{text}");
+        assert!(usable[1].starts_with("Usable:               NO"), "{text}");
+        assert!(usable[2].starts_with("  error: bad\\rUsable"), "{text}");
+        assert!(text.contains("4.16.0\\u{1b}[2J"), "{text}");
+    }
 
     #[test]
     fn human_sizes() {

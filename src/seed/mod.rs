@@ -113,7 +113,11 @@ impl Seed {
         };
         for n in &l.findings.0 {
             if n.severity == Severity::Warning {
-                tracing::warn!("seed {reference}: {} ({})", n.problem, n.fix);
+                tracing::warn!(
+                    "seed {reference}: {} ({})",
+                    findings::escape_text(&n.problem),
+                    findings::escape_text(&n.fix)
+                );
             }
         }
         Ok(Self {

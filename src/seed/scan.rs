@@ -50,10 +50,14 @@ pub fn scan_tgz(reader: impl Read, tarball: Tarball, wanted: &[String]) -> Tarba
         }
     }
     if let Err(e) = scan(MultiGzDecoder::new(buffered), tarball, wanted, &mut s) {
-        s.error = Some(format!(
-            "{tarball} is corrupt or truncated after {} members: {e}",
-            s.members
-        ));
+        s.error = Some(if s.members == 0 && s.refused == 0 {
+            format!("{tarball} is not a gzip-compressed tar archive ({e})")
+        } else {
+            format!(
+                "{tarball} is corrupt or truncated after {} members: {e}",
+                s.members
+            )
+        });
     }
     s
 }
@@ -84,7 +88,8 @@ fn scan(
         };
         s.members += 1;
         if member.kind == Kind::File {
-            s.bytes += entry.size();
+            // Sizes are the archive's word: a lie must not overflow.
+            s.bytes = s.bytes.saturating_add(entry.size());
         }
         let name = member.path.to_string_lossy();
         if wanted.iter().any(|w| *w == name) {

@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::api::installation_config::FILE;
-use crate::cli::ConfigTemplateArgs;
+use crate::cli::ImageConfigTemplateArgs;
 use crate::host::fs::write_sample;
 
 /// The sample. It must stay decodable: a test decodes it.
@@ -49,7 +49,7 @@ pullSecret: '<your-pull-secret>'
 #         dhcp: false
 "#;
 
-pub fn write_image_config_template(args: &ConfigTemplateArgs) -> Result<()> {
+pub fn write_image_config_template(args: &ImageConfigTemplateArgs) -> Result<()> {
     write_sample(&args.dir, FILE, IMAGE_CONFIG_TEMPLATE, args.force)?;
     tracing::info!("Image-Config-Template created in: {}", args.dir.display());
     Ok(())
