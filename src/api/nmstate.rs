@@ -18,7 +18,7 @@ pub fn validate(config: &Value) -> Result<(), String> {
         return Err(if path.is_empty() || path == "." {
             format!("is not a valid nmstate network state: {message}")
         } else {
-            format!("at {path}: {message}")
+            format!("is not a valid nmstate network state: at {path}: {message}")
         });
     }
     let text = serde_json::to_string(config).map_err(|e| format!("cannot be encoded: {e}"))?;

@@ -164,7 +164,7 @@ fn check_local_iso(path: &Path) -> Result<()> {
                 path.display()
             )
         }
-        Err(e) => Err(e).context("checking --base-iso"),
+        Err(e) => bail!("the base ISO {e} (--base-iso)"),
     }
 }
 

@@ -109,7 +109,7 @@ pub enum InputError {
     Loop { path: PathBuf },
     #[error("{} is a symbolic link, which sprout does not follow here; {}", .path.display(), .kind.fix())]
     Symlink { path: PathBuf, kind: InputKind },
-    #[error("{} is {}, not a regular file; {}", .path.display(), .what, .kind.fix())]
+    #[error("{} is not a regular file: it is {}; {}", .path.display(), .what, .kind.fix())]
     NotRegular {
         path: PathBuf,
         what: &'static str,
@@ -330,7 +330,10 @@ mod tests {
     fn odd_files_are_named_for_what_they_are() {
         let d = tempfile::tempdir().unwrap();
         let e = read_input(d.path(), InputKind::SiteConfig).unwrap_err();
-        assert!(e.to_string().contains("is a directory, not a regular file"));
+        assert!(
+            e.to_string()
+                .contains("is not a regular file: it is a directory")
+        );
         let fifo = d.path().join("fifo");
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
@@ -339,11 +342,11 @@ mod tests {
         )
         .unwrap();
         let e = read_input(&fifo, InputKind::SiteConfig).unwrap_err();
-        assert!(e.to_string().contains("is a FIFO"), "{e}");
+        assert!(e.to_string().contains("it is a FIFO"), "{e}");
         let zero = d.path().join("zero");
         std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
         let e = read_input(&zero, InputKind::SiteConfig).unwrap_err();
-        assert!(e.to_string().contains("is a character device"), "{e}");
+        assert!(e.to_string().contains("it is a character device"), "{e}");
         let e = read_input(&zero, InputKind::StateFile).unwrap_err();
         assert!(e.to_string().contains("does not follow"), "{e}");
         let dangling = d.path().join("dangling.yaml");

@@ -62,6 +62,16 @@ pub fn scan_tgz(reader: impl Read, tarball: Tarball, wanted: &[String]) -> Tarba
     s
 }
 
+/// Reads a plain (uncompressed) tar stream to its end, as [`scan_tgz`] does
+/// after decompressing.
+pub fn scan_tar(reader: impl Read, tarball: Tarball, wanted: &[String]) -> TarballScan {
+    let mut s = TarballScan::default();
+    if let Err(e) = scan(reader, tarball, wanted, &mut s) {
+        s.error = Some(format!("{tarball}: {e}"));
+    }
+    s
+}
+
 fn scan(
     reader: impl Read,
     tarball: Tarball,
