@@ -24,6 +24,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use url::Url;
 
+use crate::host::input::{InputKind, read_input_text};
 use fetch::{Http, lock, sha256_file};
 
 /// Overrides the URL of the CoreOS stream metadata.
@@ -269,7 +270,7 @@ fn stream_source(http: &Http, raw_url: &str, arch: &str, stream_cache: &Path) ->
             }
             Ok(source)
         }
-        Err(fetch_error) => match fs::read_to_string(&copy) {
+        Err(fetch_error) => match read_input_text(&copy, InputKind::CachedStream) {
             Ok(text) => {
                 tracing::warn!(
                     "could not fetch the CoreOS stream metadata {url} ({fetch_error:#}); using the copy from the last successful fetch, {}",

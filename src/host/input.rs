@@ -35,6 +35,8 @@ pub const MAX_SEED_METADATA: u64 = 16 << 20;
 pub const MAX_SEED_BLOB: u64 = 1 << 40;
 /// A live ISO (`--base-iso`, `iso show-ignition`): RHCOS ISOs are ~1.2 GiB.
 pub const MAX_LIVE_ISO: u64 = 64 << 30;
+/// The kept copy of the CoreOS stream metadata (~100 KiB).
+pub const MAX_CACHED_STREAM: u64 = 16 << 20;
 /// Bytes an ISO's Ignition embed area may decompress to (it is 256 KiB
 /// compressed in RHCOS; a config of a few MiB is already unusual).
 pub const MAX_EMBED_DECOMPRESSED: u64 = 64 << 20;
@@ -55,6 +57,8 @@ pub enum InputKind {
     /// A blob of an OCI layout, or an OCI archive.
     SeedBlob,
     LiveIso,
+    /// The kept copy of the CoreOS stream metadata in the user cache.
+    CachedStream,
 }
 
 impl InputKind {
@@ -68,6 +72,7 @@ impl InputKind {
             Self::SeedMetadata => MAX_SEED_METADATA,
             Self::SeedRootFile | Self::SeedBlob => MAX_SEED_BLOB,
             Self::LiveIso => MAX_LIVE_ISO,
+            Self::CachedStream => MAX_CACHED_STREAM,
         }
     }
 
@@ -94,6 +99,7 @@ impl InputKind {
                 "copy the seed again or make it again"
             }
             Self::LiveIso => "give the path of a CoreOS live ISO file",
+            Self::CachedStream => "remove it; the next run with network fetches it again",
         }
     }
 }
