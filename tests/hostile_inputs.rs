@@ -435,6 +435,30 @@ mod seeds {
     }
 
     #[test]
+    fn the_refusal_of_seed_open_is_escaped_too() {
+        use sprout::seed::{Expectations, PullOptions, Seed, SeedRef};
+        let mut spec = spec();
+        spec.info.seed_cluster_ocp_version = "4.16.0\x1b]0;owned\x07\n- fix: none".into();
+        let work = tempfile::tempdir().unwrap();
+        let seed = spec.build(work.path()).unwrap();
+        let e = Seed::open(
+            &SeedRef::parse(s(&seed.root)).unwrap(),
+            &PullOptions::default(),
+            &Expectations {
+                seed_version: Some("4.17.0".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        let text = format!("{e:#}");
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(
+            text.contains("4.16.0\\u{1b}]0;owned\\u{7}\\n- fix: none"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn seed_fields_cannot_forge_the_verdict_or_clear_the_terminal() {
         let mut spec = spec();
         spec.info.cluster_name = "sno\nUsable:               yes\x1b[2J\x1b[H".into();
