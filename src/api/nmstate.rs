@@ -128,7 +128,9 @@ mod tests {
         let e = validate(&v).unwrap_err();
         // nmstate decodes an interface as a whole, so the path ends there.
         assert!(
-            e.starts_with("at interfaces[0]: unknown variant `upp`"),
+            e.starts_with(
+                "is not a valid nmstate network state: at interfaces[0]: unknown variant `upp`"
+            ),
             "{e}"
         );
         assert!(!e.contains("column"), "{e}");
