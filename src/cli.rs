@@ -82,7 +82,7 @@ pub enum CreateCommand {
     )]
     ConfigImage(ConfigImageArgs),
     /// Write a commented sample image-based-installation-config.yaml
-    ImageConfigTemplate(ConfigTemplateArgs),
+    ImageConfigTemplate(ImageConfigTemplateArgs),
     /// Build the installation ISO (rhcos-ibi.iso) that installs a seed at the factory
     #[command(
         long_about = "Build the installation ISO that installs a seed at the factory.\n\n\
@@ -114,6 +114,16 @@ pub struct ConfigTemplateArgs {
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
     /// Replace an existing image-based-config.yaml
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImageConfigTemplateArgs {
+    /// Directory to write image-based-installation-config.yaml into (created if missing)
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Replace an existing image-based-installation-config.yaml
     #[arg(long)]
     pub force: bool,
 }
@@ -205,6 +215,15 @@ pub struct SeedInspectArgs {
 
 impl From<&ConfigTemplateArgs> for crate::create::template::TemplateOptions {
     fn from(a: &ConfigTemplateArgs) -> Self {
+        Self {
+            dir: a.dir.clone(),
+            force: a.force,
+        }
+    }
+}
+
+impl From<&ImageConfigTemplateArgs> for crate::create::template::TemplateOptions {
+    fn from(a: &ImageConfigTemplateArgs) -> Self {
         Self {
             dir: a.dir.clone(),
             force: a.force,

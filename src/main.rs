@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sprout::cli::{Cli, Command, CreateCommand, IsoCommand, SeedCommand};
+use sprout::host::stdout::{self, BrokenPipe};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -16,30 +17,35 @@ fn main() -> ExitCode {
             sprout::create::image::template::write_image_config_template(&(&args).into())
         }
         Command::Create(CreateCommand::Image(args)) => sprout::create::image::run(&(&args).into())
-            .map(|iso| println!("iso: {}", iso.display())),
+            .and_then(|iso| stdout::write(&format!("iso: {}\n", iso.display()))),
         Command::Iso(IsoCommand::ShowIgnition(args)) => sprout::iso::show_ignition(&args.iso),
         Command::Seed(SeedCommand::Inspect(args)) => {
             sprout::seed::inspect::Options::try_from(&args)
                 .and_then(|opts| sprout::seed::inspect::run(&opts))
                 .and_then(|report| {
                     // The report goes to stdout even for an unusable seed.
-                    print!("{}", report.render(args.json)?);
+                    stdout::write(&report.render(args.json)?)?;
                     report.verdict()
                 })
         }
         Command::PostPivot(args) => sprout::postpivot::run(&(&args).into())
-            .map(|found| println!("configuration: {}", found.dir.display())),
+            .and_then(|found| stdout::write(&format!("configuration: {}\n", found.dir.display()))),
         Command::Create(CreateCommand::ConfigImage(args)) => {
-            sprout::create::config_image::run(&(&args).into()).map(|out| {
+            sprout::create::config_image::run(&(&args).into()).and_then(|out| {
                 // Data for scripts on stdout; messages went to stderr.
-                println!("iso: {}", out.iso.display());
-                println!("kubeconfig: {}", out.kubeconfig.display());
-                println!("kubeadmin-password: {}", out.kubeadmin_password.display());
+                stdout::write(&format!(
+                    "iso: {}\nkubeconfig: {}\nkubeadmin-password: {}\n",
+                    out.iso.display(),
+                    out.kubeconfig.display(),
+                    out.kubeadmin_password.display()
+                ))
             })
         }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output is gone: nobody is left to tell.
+        Err(e) if e.is::<BrokenPipe>() => ExitCode::FAILURE,
         Err(e) => {
             // `{:#}` prints the context chain on one line: "doing X: cause".
             tracing::error!("{e:#}");

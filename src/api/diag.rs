@@ -157,7 +157,7 @@ impl fmt::Display for Problem {
         // from the input reaches the terminal (see api::excerpt).
         f.write_str(&sanitize_message(&self.message))?;
         if let Some(fix) = &self.fix {
-            write!(f, "\n    fix: {fix}")?;
+            write!(f, "\n    fix: {}", super::excerpt::escape_text(fix))?;
         }
         Ok(())
     }

@@ -14,6 +14,33 @@ pub const EXCERPT_MAX_CHARS: usize = 40;
 /// Characters of a whole problem message shown at most.
 pub const MESSAGE_MAX_CHARS: usize = 600;
 
+/// A seed's or an input's text made safe to print: control characters
+/// (ESC, CR, newline, C1 controls) and invisible formatting characters
+/// (bidirectional overrides, zero-width ones) are shown escaped (`\u{1b}`,
+/// `\n`), so a field cannot clear the terminal, move the cursor or forge a
+/// line such as `Usable: yes`.
+pub fn escape_text(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
 /// True for text that holds key material or a PEM block of any kind.
 pub fn looks_like_key(value: &str) -> bool {
     value.contains("-----BEGIN")
@@ -56,8 +83,8 @@ pub fn sanitize_message(message: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
+        if needs_escape(c) {
+            out.push_str(&escape_text(c.encode_utf8(&mut [0; 4])));
         } else {
             out.push(c);
         }
@@ -199,6 +226,16 @@ fn shorten_quoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(escape_text("plain: ok"), "plain: ok");
+        assert_eq!(
+            escape_text("x\nUsable:              yes\x1b[2J\u{202e}"),
+            "x\\nUsable:              yes\\u{1b}[2J\\u{202e}"
+        );
+        assert_eq!(escape_text("a\rb\u{9b}c"), "a\\rb\\u{9b}c");
+    }
 
     const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACBHpLm7hVw3vV0Y9\n-----END OPENSSH PRIVATE KEY-----\n";
 

@@ -15,3 +15,4 @@ pub mod seed_cluster_info;
 pub mod seed_reconfig;
 pub mod validate;
 pub mod yaml;
+pub mod yaml_depth;

@@ -9,6 +9,18 @@ use serde_json::Value;
 
 /// Checks that `config` is a network state nmstate can render.
 pub fn validate(config: &Value) -> Result<(), String> {
+    // nmstate reads JSON text, so its own errors point at a column of the
+    // re-encoded JSON, which the user never saw. Decoding the value first
+    // names the field instead, as a path under networkConfig.
+    if let Err(e) = serde_path_to_error::deserialize::<_, nmstate::NetworkState>(config) {
+        let path = e.path().to_string();
+        let message = without_position(&e.into_inner().to_string());
+        return Err(if path.is_empty() || path == "." {
+            format!("is not a valid nmstate network state: {message}")
+        } else {
+            format!("is not a valid nmstate network state: at {path}: {message}")
+        });
+    }
     let text = serde_json::to_string(config).map_err(|e| format!("cannot be encoded: {e}"))?;
     let state = nmstate::NetworkState::new_from_json(&text).map_err(|e| {
         format!(
@@ -37,6 +49,14 @@ pub fn validate(config: &Value) -> Result<(), String> {
         .gen_conf()
         .map_err(|e| format!("nmstate cannot render it: {}", one_line(&e.to_string())))?;
     Ok(())
+}
+
+/// serde_json's " at line L column C" suffix, meaningless for a value.
+fn without_position(s: &str) -> String {
+    match s.rfind(" at line ") {
+        Some(i) if s[i..].contains(" column ") => s[..i].to_string(),
+        _ => s.to_string(),
+    }
 }
 
 fn one_line(s: &str) -> String {
@@ -93,6 +113,20 @@ mod tests {
         let v = yaml("interfaces:\n- name: eth0\n  type: invalid\n");
         let e = validate(&v).unwrap_err();
         assert!(e.contains("invalid"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named_by_its_path_not_a_json_column() {
+        let v = yaml("interfaces:\n- name: eth0\n  type: ethernet\n  state: upp\n");
+        let e = validate(&v).unwrap_err();
+        // nmstate decodes an interface as a whole, so the path ends there.
+        assert!(
+            e.starts_with(
+                "is not a valid nmstate network state: at interfaces[0]: unknown variant `upp`"
+            ),
+            "{e}"
+        );
+        assert!(!e.contains("column"), "{e}");
     }
 
     #[test]

@@ -9,19 +9,27 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 
 use super::diag::Problem;
+use super::yaml_depth::{MAX_YAML_DEPTH, check_depth, too_deep};
+use crate::host::input::{InputKind, read_input_text};
 
 /// Reads `dir/name` and decodes it strictly. A missing file, unreadable file
-/// or decoding error becomes one [`Problem`] naming the file.
+/// or decoding error becomes one [`Problem`] naming the file. The file is
+/// read through [`crate::host::input`]: a regular file within its limit.
 pub fn read_strict<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T, Problem> {
+    let kind = if name == super::install_config::FILE {
+        InputKind::InstallConfig
+    } else {
+        InputKind::SiteConfig
+    };
     let path = dir.join(name);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = read_input_text(&path, kind).map_err(|e| {
         Problem::in_input(
             name,
             "",
-            if e.kind() == std::io::ErrorKind::NotFound {
+            if e.is_not_found() {
                 format!("missing: {name} is required in {}", dir.display())
             } else {
-                format!("reading {}: {e}", path.display())
+                e.to_string()
             },
         )
     })?;
@@ -32,6 +40,9 @@ pub fn read_strict<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<T, Pro
 pub fn decode_strict<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, Problem> {
     if text.trim().is_empty() {
         return Err(Problem::in_input(name, "", "the file is empty"));
+    }
+    if let Err(line) = check_depth(text.as_bytes(), MAX_YAML_DEPTH) {
+        return Err(Problem::in_input(name, "", too_deep(line)));
     }
     let de = yaml_serde::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -119,6 +130,16 @@ mod tests {
     fn empty_file_is_a_problem() {
         let e = decode_strict::<Outer>("x.yaml", "\n").unwrap_err();
         assert_eq!(e.message, "the file is empty");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_decoding() {
+        let e = decode_strict::<Outer>("x.yaml", &format!("inner: {}", "[".repeat(100_000)))
+            .unwrap_err();
+        assert!(
+            e.message.contains("more than 100 levels deep (at line 1)"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod fetch;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +24,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 use url::Url;
 
+use crate::host::input::{InputKind, read_input_text};
 use fetch::{Http, lock, sha256_file};
 
 /// Overrides the URL of the CoreOS stream metadata.
@@ -151,29 +152,21 @@ pub fn resolve(opts: &BaseIsoOptions) -> Result<PathBuf> {
 }
 
 fn check_local_iso(path: &Path) -> Result<()> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(
+    use crate::host::input::{InputError, InputKind, open_input};
+    match open_input(path, InputKind::LiveIso) {
+        Ok(_) => Ok(()),
+        Err(InputError::NotFound { .. }) => bail!(
             "the base ISO {} does not exist; check the --base-iso path",
             path.display()
         ),
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading the base ISO {}", path.display()));
+        Err(InputError::Io { source, .. }) if source.kind() == io::ErrorKind::PermissionDenied => {
+            bail!(
+                "opening the base ISO {} (make it readable by this user): {source}",
+                path.display()
+            )
         }
-    };
-    if !meta.is_file() {
-        bail!(
-            "the base ISO {} is not a regular file; pass the path of a CoreOS live ISO file to --base-iso",
-            path.display()
-        );
+        Err(e) => bail!("the base ISO {e} (--base-iso)"),
     }
-    File::open(path).with_context(|| {
-        format!(
-            "opening the base ISO {} (make it readable by this user)",
-            path.display()
-        )
-    })?;
-    Ok(())
 }
 
 /// Where to download the ISO from, and its checksum if one is known.
@@ -277,7 +270,7 @@ fn stream_source(http: &Http, raw_url: &str, arch: &str, stream_cache: &Path) ->
             }
             Ok(source)
         }
-        Err(fetch_error) => match fs::read_to_string(&copy) {
+        Err(fetch_error) => match read_input_text(&copy, InputKind::CachedStream) {
             Ok(text) => {
                 tracing::warn!(
                     "could not fetch the CoreOS stream metadata {url} ({fetch_error:#}); using the copy from the last successful fetch, {}",

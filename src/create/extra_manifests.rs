@@ -8,6 +8,8 @@
 use std::path::Path;
 
 use crate::api::diag::{Problem, Problems};
+use crate::api::yaml_depth::{MAX_YAML_DEPTH, check_depth, too_deep};
+use crate::host::input::{InputKind, read_input};
 
 pub const DIR: &str = crate::api::contract::config_iso::EXTRA_MANIFESTS_DIR;
 const EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
@@ -47,11 +49,7 @@ pub fn read(dir: &Path) -> Result<Vec<ExtraManifest>, Vec<Problem>> {
             .extension()
             .and_then(|e| e.to_str())
             .unwrap_or_default();
-        // metadata() follows symlinks: a link to a regular file is fine.
-        let is_file = std::fs::metadata(&path)
-            .map(|m| m.is_file())
-            .unwrap_or(false);
-        if !is_file || !EXTENSIONS.contains(&ext) {
+        if !EXTENSIONS.contains(&ext) {
             p.add(
                 name,
                 "is not a .yaml, .yml or .json file, so it would not be applied; \
@@ -59,7 +57,9 @@ pub fn read(dir: &Path) -> Result<Vec<ExtraManifest>, Vec<Problem>> {
             );
             continue;
         }
-        match std::fs::read(&path) {
+        // A link to a regular file is fine; anything else (a dangling link,
+        // a directory, a FIFO, /dev/zero) is named for what it is.
+        match read_input(&path, InputKind::ExtraManifest) {
             Ok(contents) => {
                 if let Err(e) = check_documents(&contents) {
                     p.add(name.clone(), e);
@@ -69,7 +69,7 @@ pub fn read(dir: &Path) -> Result<Vec<ExtraManifest>, Vec<Problem>> {
                     contents,
                 });
             }
-            Err(e) => p.add(name, format!("reading {}: {e}", path.display())),
+            Err(e) => p.add(name, e.to_string()),
         }
     }
     if !p.is_empty() {
@@ -81,8 +81,9 @@ pub fn read(dir: &Path) -> Result<Vec<ExtraManifest>, Vec<Problem>> {
 
 /// Every document (YAML streams may hold several; JSON is YAML) must be a
 /// Kubernetes object: a mapping with `apiVersion` and `kind`.
-fn check_documents(contents: &[u8]) -> Result<(), String> {
+pub fn check_documents(contents: &[u8]) -> Result<(), String> {
     let text = std::str::from_utf8(contents).map_err(|_| "is not UTF-8 text".to_string())?;
+    check_depth(contents, MAX_YAML_DEPTH).map_err(too_deep)?;
     let mut count = 0;
     for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let value: serde_json::Value = serde::Deserialize::deserialize(doc)

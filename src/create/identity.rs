@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::crypto::{self, ApiCrypto, CertKey};
 use super::password;
 use crate::host::fs::SECRET_MODE;
+use crate::host::input::{InputKind, read_input};
 use crate::host::outdir::{OutputDir, Transaction};
 
 /// The state file's name in `--dir`.
@@ -64,12 +65,16 @@ impl ClusterIdentity {
     /// Reads the state file of `dir`, if there is one.
     pub fn load(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join(STATE_FILE);
-        let text = match std::fs::read_to_string(&path) {
+        // Every way the file can be bad gets the same two ways out.
+        let hint = "It holds this cluster's identity: restore it from a backup, \
+             or run again with --regenerate to start a new identity (kubeconfigs from earlier runs \
+             will stop working)";
+        let bytes = match read_input(&path, InputKind::StateFile) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => bail!("{e}. {hint}"),
         };
-        let id: Self = serde_json::from_str(&text).map_err(|e| {
+        let id: Self = serde_json::from_slice(&bytes).map_err(|e| {
             // serde may quote the file's content, which holds secrets.
             let e = crate::api::excerpt::sanitize_message(&e.to_string());
             anyhow::anyhow!(

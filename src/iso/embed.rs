@@ -8,16 +8,24 @@
 //! line, padded to a fixed size. No ISO9660 metadata ever changes.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use super::iso9660::{Extent, Iso9660, NotFound, read_at};
+use crate::host::input::{LimitedReader, MAX_EMBED_DECOMPRESSED};
 
 /// The member that holds the Ignition config.
 pub const CONFIG_IGN: &str = "config.ign";
+/// The Ignition area is read whole; RHCOS has 256 KiB.
+pub const MAX_IGNITION_AREA: u64 = 64 << 20;
+/// A kernel-argument area; RHCOS has ~1 KiB.
+pub const MAX_KARGS_AREA: u64 = 64 << 10;
+/// Memory the xz decoder may use (RHCOS payloads use a few MiB).
+const XZ_MEMLIMIT: u64 = 256 << 20;
+/// Longest member name read from a cpio header (PATH_MAX).
+const MAX_CPIO_NAME: u32 = 4096;
 
 #[derive(Debug, Deserialize)]
 struct IgnInfo {
@@ -29,8 +37,8 @@ struct IgnInfo {
 }
 
 /// Finds the Ignition embed area of a live ISO.
-pub fn ignition_area(f: &mut File, iso: &Iso9660) -> Result<Extent> {
-    match iso.read_file(f, "COREOS/IGNINFO.JSO") {
+pub fn ignition_area<F: Read + Seek>(f: &mut F, iso: &Iso9660) -> Result<Extent> {
+    let area = match iso.read_file(f, "COREOS/IGNINFO.JSO") {
         Ok(data) => {
             let info: IgnInfo = serde_json::from_slice(&data).context("reading coreos/igninfo.json")?;
             let file = iso
@@ -38,13 +46,23 @@ pub fn ignition_area(f: &mut File, iso: &Iso9660) -> Result<Extent> {
                 .with_context(|| format!("finding {} named by coreos/igninfo.json", info.file))?;
             let offset = info.offset.unwrap_or(0);
             let length = info.length.unwrap_or(file.length.saturating_sub(offset));
-            if offset + length > file.length || length == 0 {
-                bail!("coreos/igninfo.json names an area outside {}", info.file);
+            // Checked: an offset + length that wraps around must not pass.
+            let inside = offset
+                .checked_add(length)
+                .is_some_and(|end| end <= file.length);
+            if !inside || length == 0 {
+                bail!(
+                    "coreos/igninfo.json names an area outside {} (offset {offset}, length {length}, file {} bytes); \
+                     the ISO is damaged: use a pristine CoreOS live ISO",
+                    info.file,
+                    file.length
+                );
             }
-            Ok(Extent {
-                offset: file.offset + offset,
-                length,
-            })
+            let offset = file
+                .offset
+                .checked_add(offset)
+                .context("coreos/igninfo.json names an area past the end of the ISO")?;
+            Extent { offset, length }
         }
         Err(e) if e.is::<NotFound>() => iso.find(f, "IMAGES/IGNITION.IMG").map_err(|e| {
             if e.is::<NotFound>() {
@@ -55,9 +73,18 @@ pub fn ignition_area(f: &mut File, iso: &Iso9660) -> Result<Extent> {
             } else {
                 e
             }
-        }),
-        Err(e) => Err(e),
+        })?,
+        Err(e) => return Err(e),
+    };
+    iso.check_extent(area, "the Ignition embed area")?;
+    if area.length > MAX_IGNITION_AREA {
+        bail!(
+            "the ISO's Ignition embed area is {} bytes, more than the {MAX_IGNITION_AREA} a CoreOS live ISO has; \
+             use a pristine CoreOS live ISO",
+            area.length
+        );
     }
+    Ok(area)
 }
 
 /// Builds the area content: an xz-compressed newc cpio with `members`
@@ -94,25 +121,32 @@ pub fn build_payload(members: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>> {
 
 /// Reads the regular-file members of an area: concatenated archives (xz,
 /// gzip or plain cpio) with zero padding between them; later members win.
+/// All archives together decompress to at most [`MAX_EMBED_DECOMPRESSED`].
 pub fn read_members(area: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut members = BTreeMap::new();
     let mut pos = 0usize;
-    while pos < area.len() {
-        if area[pos] == 0 {
+    let mut budget = MAX_EMBED_DECOMPRESSED;
+    while let Some(rest) = area.get(pos..).filter(|r| !r.is_empty()) {
+        if rest[0] == 0 {
             pos += 1;
             continue;
         }
-        let rest = &area[pos..];
         let mut cursor = Cursor::new(rest);
         if rest.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            let mut dec = liblzma::bufread::XzDecoder::new(&mut cursor);
+            let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
+                .context("creating the xz decoder")?;
+            let dec = liblzma::bufread::XzDecoder::new_stream(&mut cursor, stream);
+            let mut dec = LimitedReader::new(dec, budget, "the Ignition embed area");
             read_cpio(&mut dec, &mut members).context("reading an xz archive in the embed area")?;
             drain(&mut dec)?;
+            budget = dec.left();
         } else if rest.starts_with(&[0x1f, 0x8b]) {
-            let mut dec = flate2::bufread::GzDecoder::new(&mut cursor);
+            let dec = flate2::bufread::GzDecoder::new(&mut cursor);
+            let mut dec = LimitedReader::new(dec, budget, "the Ignition embed area");
             read_cpio(&mut dec, &mut members)
                 .context("reading a gzip archive in the embed area")?;
             drain(&mut dec)?;
+            budget = dec.left();
         } else if rest.starts_with(b"070701") {
             read_cpio(&mut cursor, &mut members)
                 .context("reading a cpio archive in the embed area")?;
@@ -134,7 +168,20 @@ fn drain(r: &mut impl Read) -> Result<()> {
 
 fn read_cpio<R: Read>(r: &mut R, members: &mut BTreeMap<String, Vec<u8>>) -> Result<()> {
     loop {
-        let mut entry = cpio::newc::Reader::new(&mut *r).context("reading a cpio header")?;
+        // The cpio crate allocates the name length a header claims; a
+        // header is checked first so a hostile one cannot ask for 4 GiB.
+        let mut header = [0u8; 110];
+        r.read_exact(&mut header).context("reading a cpio header")?;
+        let name_len = std::str::from_utf8(&header[94..102])
+            .ok()
+            .and_then(|h| u32::from_str_radix(h, 16).ok());
+        match name_len {
+            Some(n) if n <= MAX_CPIO_NAME => {}
+            Some(n) => bail!("a cpio header claims a {n}-byte member name; the archive is corrupt"),
+            None => bail!("a cpio header is not a newc header; the archive is corrupt"),
+        }
+        let mut chained = Cursor::new(&header[..]).chain(&mut *r);
+        let mut entry = cpio::newc::Reader::new(&mut chained).context("reading a cpio header")?;
         if entry.entry().is_trailer() {
             entry.finish()?;
             return Ok(());
@@ -153,7 +200,13 @@ fn read_cpio<R: Read>(r: &mut R, members: &mut BTreeMap<String, Vec<u8>>) -> Res
 }
 
 /// Reads the Ignition area's bytes.
-pub fn read_area(f: &mut File, area: Extent) -> Result<Vec<u8>> {
+pub fn read_area<F: Read + Seek>(f: &mut F, area: Extent) -> Result<Vec<u8>> {
+    if area.length > MAX_IGNITION_AREA {
+        bail!(
+            "the Ignition embed area is {} bytes, more than {MAX_IGNITION_AREA}",
+            area.length
+        );
+    }
     let mut buf = vec![0u8; usize::try_from(area.length)?];
     read_at(f, area.offset, &mut buf).context("reading the Ignition embed area")?;
     Ok(buf)
@@ -173,7 +226,7 @@ pub fn check_fits(payload: &[u8], area: Extent) -> Result<()> {
 }
 
 /// Writes `payload` at the start of the area and zeroes the rest.
-pub fn write_area(f: &mut File, area: Extent, payload: &[u8]) -> Result<()> {
+pub fn write_area<F: Write + Seek>(f: &mut F, area: Extent, payload: &[u8]) -> Result<()> {
     check_fits(payload, area)?;
     f.seek(SeekFrom::Start(area.offset))
         .context("seeking to the embed area")?;
@@ -222,28 +275,59 @@ pub struct KargsAreas {
 
 impl KargsAreas {
     /// `None` when the ISO has no `coreos/kargs.json` (e.g. old s390x ISOs).
-    pub fn for_iso(f: &mut File, iso: &Iso9660) -> Result<Option<Self>> {
+    pub fn for_iso<F: Read + Seek>(f: &mut F, iso: &Iso9660) -> Result<Option<Self>> {
         let data = match iso.read_file(f, "COREOS/KARGS.JSO") {
             Ok(d) => d,
             Err(e) if e.is::<NotFound>() => return Ok(None),
             Err(e) => return Err(e),
         };
         let json: KargsJson = serde_json::from_slice(&data).context("reading coreos/kargs.json")?;
+        let damaged = "the ISO is damaged: use a pristine CoreOS live ISO";
+        if json.size == 0 || json.size > MAX_KARGS_AREA {
+            bail!(
+                "coreos/kargs.json gives a kernel-argument area size of {} bytes (a CoreOS live ISO has about 1 KiB); {damaged}",
+                json.size
+            );
+        }
         let mut regions = Vec::new();
         for file in json.files {
+            // An empty pad would never fill the area.
+            if file.pad.is_empty() || file.pad.len() as u64 > json.size {
+                bail!(
+                    "coreos/kargs.json: the pad of {} is {:?}, not one character; {damaged}",
+                    file.path,
+                    file.pad
+                );
+            }
+            if file.end.len() as u64 > json.size {
+                bail!(
+                    "coreos/kargs.json: the end of {} is longer than the area; {damaged}",
+                    file.path
+                );
+            }
             let e = iso
                 .find(f, &file.path)
                 .with_context(|| format!("finding {} named by coreos/kargs.json", file.path))?;
-            if file.offset + json.size > e.length {
-                bail!("coreos/kargs.json names an area outside {}", file.path);
-            }
-            regions.push((
-                Extent {
-                    offset: e.offset + file.offset,
-                    length: json.size,
-                },
-                file,
-            ));
+            let inside = file
+                .offset
+                .checked_add(json.size)
+                .is_some_and(|end| end <= e.length);
+            let offset = e.offset.checked_add(file.offset).filter(|_| inside);
+            let Some(offset) = offset else {
+                bail!(
+                    "coreos/kargs.json names an area outside {} (offset {}, size {}, file {} bytes); {damaged}",
+                    file.path,
+                    file.offset,
+                    json.size,
+                    e.length
+                );
+            };
+            let region = Extent {
+                offset,
+                length: json.size,
+            };
+            iso.check_extent(region, "a kernel-argument area")?;
+            regions.push((region, file));
         }
         Ok(Some(Self {
             default: json.default,
@@ -263,7 +347,7 @@ impl KargsAreas {
     }
 
     /// The current kernel arguments; every region must agree.
-    pub fn read(&self, f: &mut File) -> Result<String> {
+    pub fn read<F: Read + Seek>(&self, f: &mut F) -> Result<String> {
         let mut current: Option<String> = None;
         for (e, file) in &self.regions {
             let mut buf = vec![0u8; usize::try_from(e.length)?];
@@ -285,23 +369,26 @@ impl KargsAreas {
     }
 
     /// Rewrites every region with `kargs`.
-    pub fn write(&self, f: &mut File, kargs: &str) -> Result<()> {
+    pub fn write<F: Write + Seek>(&self, f: &mut F, kargs: &str) -> Result<()> {
+        let size = usize::try_from(self.size)?;
         for (e, file) in &self.regions {
-            let mut text = format!("{kargs}{}", file.end);
-            if text.len() as u64 > self.size {
+            let mut text = format!("{kargs}{}", file.end).into_bytes();
+            if text.len() > size {
                 bail!(
                     "the live kernel arguments are too long for the ISO: {} bytes, {} available",
                     text.len(),
                     self.size
                 );
             }
-            while (text.len() as u64) < self.size {
-                text.push_str(&file.pad);
+            // The pad is not empty (checked in for_iso), so this ends.
+            let pad = file.pad.as_bytes();
+            while text.len() < size {
+                let n = pad.len().min(size - text.len());
+                text.extend_from_slice(&pad[..n]);
             }
-            text.truncate(usize::try_from(self.size)?);
             f.seek(SeekFrom::Start(e.offset))
                 .context("seeking to a kernel-argument area")?;
-            f.write_all(text.as_bytes())
+            f.write_all(&text)
                 .context("writing a kernel-argument area")?;
         }
         Ok(())
@@ -309,7 +396,7 @@ impl KargsAreas {
 }
 
 /// Reads the Ignition config embedded in `f`, if any.
-pub fn read_ignition(f: &mut File) -> Result<Option<Vec<u8>>> {
+pub fn read_ignition<F: Read + Seek>(f: &mut F) -> Result<Option<Vec<u8>>> {
     let iso = Iso9660::open(f)?;
     let area = ignition_area(f, &iso)?;
     let data = read_area(f, area)?;

@@ -3,7 +3,6 @@
 //! no directory is ever rewritten), and it reads only the few sectors on the
 //! path instead of the whole image.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 use anyhow::{Context, Result, bail};
@@ -25,11 +24,18 @@ pub struct Extent {
 #[error("{0} is not in the ISO image")]
 pub struct NotFound(pub String);
 
+/// Directories bigger than this are not ISO9660 as any tool writes it.
+const MAX_DIRECTORY: u64 = 64 * 1024 * 1024;
+/// Files read whole (igninfo.json, kargs.json) are a few hundred bytes.
+const MAX_SMALL_FILE: u64 = 16 * 1024 * 1024;
+
 /// An opened image: the primary volume's root directory.
 #[derive(Debug)]
 pub struct Iso9660 {
     root: Extent,
     volume_id: String,
+    /// Bytes in the image; every extent is checked against it.
+    size: u64,
 }
 
 #[derive(Debug)]
@@ -40,9 +46,23 @@ struct Record {
 }
 
 impl Iso9660 {
-    pub fn open(f: &mut File) -> Result<Self> {
-        let size = f.metadata().context("reading the image size")?.len();
+    pub fn open<F: Read + Seek>(f: &mut F) -> Result<Self> {
+        let size = f.seek(SeekFrom::End(0)).context("reading the image size")?;
+        // The first volume descriptor ends at 34 KiB.
+        let first_end = DESCRIPTORS_START + SECTOR;
+        if size < first_end {
+            bail!(
+                "not an ISO9660 image: it is {size} bytes{}, and an ISO image has at least {first_end} \
+                 (its volume descriptors start at byte {DESCRIPTORS_START}); use a CoreOS live ISO",
+                if size == 0 { " (empty)" } else { "" }
+            );
+        }
         for i in 0..MAX_DESCRIPTORS {
+            if DESCRIPTORS_START + (i + 1) * SECTOR > size {
+                bail!(
+                    "no primary volume descriptor in the ISO image: it ends after {i} volume descriptors"
+                );
+            }
             let mut sector = [0u8; SECTOR as usize];
             read_at(f, DESCRIPTORS_START + i * SECTOR, &mut sector)
                 .context("reading an ISO9660 volume descriptor")?;
@@ -59,7 +79,13 @@ impl Iso9660 {
                     let volume_id = String::from_utf8_lossy(&sector[40..72])
                         .trim_end()
                         .to_string();
-                    return Ok(Self { root, volume_id });
+                    let iso = Self {
+                        root,
+                        volume_id,
+                        size,
+                    };
+                    iso.check_extent(root, "the root directory")?;
+                    return Ok(iso);
                 }
                 255 => break,
                 _ => {}
@@ -72,17 +98,40 @@ impl Iso9660 {
         &self.volume_id
     }
 
+    /// Bytes in the image.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Refuses an extent that does not lie inside the image.
+    pub fn check_extent(&self, e: Extent, what: &str) -> Result<()> {
+        if e.offset
+            .checked_add(e.length)
+            .is_none_or(|end| end > self.size)
+        {
+            bail!(
+                "the ISO image is truncated or corrupt: {what} ({} bytes at byte {}) runs past its end ({} bytes)",
+                e.length,
+                e.offset,
+                self.size
+            );
+        }
+        Ok(())
+    }
+
     /// Finds `path` (e.g. `COREOS/IGNINFO.JSO`), matching primary names
     /// case-insensitively without their `;1` version and trailing `.`.
-    pub fn find(&self, f: &mut File, path: &str) -> Result<Extent> {
+    pub fn find<F: Read + Seek>(&self, f: &mut F, path: &str) -> Result<Extent> {
         let mut dir = self.root;
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         for (i, part) in parts.iter().enumerate() {
             let want = part.to_ascii_uppercase();
-            let rec = list_dir(f, dir)?
+            let rec = self
+                .list_dir(f, dir)?
                 .into_iter()
                 .find(|r| r.name == want)
                 .ok_or_else(|| NotFound(path.to_string()))?;
+            self.check_extent(rec.extent, path)?;
             let last = i + 1 == parts.len();
             if last {
                 if rec.is_dir {
@@ -99,9 +148,9 @@ impl Iso9660 {
     }
 
     /// Reads a whole (small) file.
-    pub fn read_file(&self, f: &mut File, path: &str) -> Result<Vec<u8>> {
+    pub fn read_file<F: Read + Seek>(&self, f: &mut F, path: &str) -> Result<Vec<u8>> {
         let e = self.find(f, path)?;
-        if e.length > 16 * 1024 * 1024 {
+        if e.length > MAX_SMALL_FILE {
             bail!(
                 "{path} in the ISO image is unexpectedly large ({} bytes)",
                 e.length
@@ -112,33 +161,34 @@ impl Iso9660 {
             .with_context(|| format!("reading {path} from the ISO image"))?;
         Ok(buf)
     }
-}
 
-fn list_dir(f: &mut File, dir: Extent) -> Result<Vec<Record>> {
-    if dir.length > 64 * 1024 * 1024 {
-        bail!("an ISO9660 directory claims {} bytes", dir.length);
-    }
-    let mut data = vec![0u8; usize::try_from(dir.length)?];
-    read_at(f, dir.offset, &mut data).context("reading an ISO9660 directory")?;
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while pos < data.len() {
-        let len = usize::from(data[pos]);
-        if len == 0 {
-            // Records never cross a sector: skip to the next one.
-            pos = (pos / SECTOR as usize + 1) * SECTOR as usize;
-            continue;
+    fn list_dir<F: Read + Seek>(&self, f: &mut F, dir: Extent) -> Result<Vec<Record>> {
+        if dir.length > MAX_DIRECTORY {
+            bail!("an ISO9660 directory claims {} bytes", dir.length);
         }
-        let rec = data
-            .get(pos..pos + len)
-            .context("an ISO9660 directory record runs past its directory")?;
-        let r = parse_record(rec)?;
-        if r.name != "\0" && r.name != "\u{1}" {
-            out.push(r);
+        self.check_extent(dir, "a directory")?;
+        let mut data = vec![0u8; usize::try_from(dir.length)?];
+        read_at(f, dir.offset, &mut data).context("reading an ISO9660 directory")?;
+        let mut out = Vec::new();
+        let mut pos = 0usize;
+        while let Some(&len) = data.get(pos) {
+            let len = usize::from(len);
+            if len == 0 {
+                // Records never cross a sector: skip to the next one.
+                pos = (pos / SECTOR as usize + 1) * SECTOR as usize;
+                continue;
+            }
+            let rec = data
+                .get(pos..pos.saturating_add(len))
+                .context("an ISO9660 directory record runs past its directory")?;
+            let r = parse_record(rec)?;
+            if r.name != "\0" && r.name != "\u{1}" {
+                out.push(r);
+            }
+            pos += len;
         }
-        pos += len;
+        Ok(out)
     }
-    Ok(out)
 }
 
 fn parse_record(rec: &[u8]) -> Result<Record> {
@@ -170,7 +220,7 @@ fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
-pub fn read_at(f: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+pub fn read_at<F: Read + Seek>(f: &mut F, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
     f.seek(SeekFrom::Start(offset))?;
     f.read_exact(buf)
 }

@@ -5,23 +5,17 @@ pub mod embed;
 pub mod iso9660;
 pub mod writer;
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use crate::host::input::{self, InputKind};
+
 /// `sprout iso show-ignition`: prints the embedded config to stdout.
 pub fn show_ignition(iso: &Path) -> Result<()> {
-    let mut f = std::fs::File::open(iso).with_context(|| format!("opening {}", iso.display()))?;
+    let (mut f, _) = input::open_input(iso, InputKind::LiveIso)?;
     match embed::read_ignition(&mut f).with_context(|| format!("reading {}", iso.display()))? {
-        Some(config) => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&config).context("writing to stdout")?;
-            if !config.ends_with(b"\n") {
-                out.write_all(b"\n").context("writing to stdout")?;
-            }
-            Ok(())
-        }
+        Some(config) => crate::host::stdout::write_bytes_line(&config),
         None => bail!("{} has no embedded Ignition config", iso.display()),
     }
 }

@@ -163,7 +163,12 @@ pub fn discover<H: Host>(opts: &Options, open: impl FnOnce() -> Result<H>) -> Re
             source: Source::AlreadyPresent,
         });
     }
-    let deadline = Instant::now() + opts.timeout;
+    // A caller's timeout too large for the clock waits as long as it can.
+    let start = Instant::now();
+    let deadline = start
+        .checked_add(opts.timeout)
+        .or_else(|| start.checked_add(super::MAX_TIMEOUT))
+        .unwrap_or(start);
     let mut host = open()?;
     let mut seen: BTreeMap<PathBuf, BlockDevice> = BTreeMap::new();
     let mut rejected: Vec<(PathBuf, String)> = Vec::new();
@@ -237,7 +242,7 @@ pub fn discover<H: Host>(opts: &Options, open: impl FnOnce() -> Result<H>) -> Re
             let msg = waiting_message(deadline - now);
             tracing::info!("{msg}");
             systemd::status(&msg);
-            next_announce = now + opts.announce_every;
+            next_announce = now.checked_add(opts.announce_every).unwrap_or(deadline);
         }
         let wake = deadline.min(next_announce);
         for event in host.wait(wake.saturating_duration_since(Instant::now()))? {

@@ -24,6 +24,9 @@ use crate::host::systemd;
 
 /// How often the wait says what it waits for.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(15);
+/// The longest wait `--timeout` gives: ten years is "forever" for a boot,
+/// and keeps `now + timeout` far from `Instant`'s range.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// What post-pivot is asked to do; the CLI builds it from `--until`,
 /// `--timeout` and `--root`.
@@ -61,7 +64,7 @@ pub fn run(args: &Options) -> Result<discovery::Discovered> {
     }
     let opts = discovery::Options {
         root: args.root.clone(),
-        timeout: args.timeout,
+        timeout: args.timeout.min(MAX_TIMEOUT),
         announce_every: ANNOUNCE_EVERY,
     };
     // Ready as soon as the arguments hold: the wait that follows is the

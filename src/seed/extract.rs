@@ -193,7 +193,7 @@ impl Extractor {
                     }
                     f.write_all(&self.buf[..n])
                         .with_context(|| format!("writing {}", path.display()))?;
-                    self.report.bytes += n as u64;
+                    self.report.bytes = self.report.bytes.saturating_add(n as u64);
                 }
                 self.apply_fd(&path, &f, &meta)?;
             }

@@ -20,7 +20,7 @@ use crate::api::seed_cluster_info::SeedClusterInfo;
 
 /// The report, as printed by `--json`. Values the seed does not provide are
 /// `null`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct InspectReport {
     pub seed: String,
     /// False when any problem is an error: the seed cannot be installed.

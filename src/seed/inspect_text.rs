@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::inspect::InspectReport;
+use crate::api::excerpt::escape_text;
 
 /// Sizes as people read them: `1.4 GiB`.
 pub fn human(bytes: u64) -> String {
@@ -34,8 +35,10 @@ fn yes_no(v: Option<bool>) -> &'static str {
 
 pub fn render(r: &InspectReport) -> String {
     let mut o = String::new();
+    // Every value comes from the seed: escaped, so none can hold a line
+    // break or a terminal control sequence.
     let mut line = |k: &str, v: &str| {
-        let _ = writeln!(o, "{k:<22}{v}");
+        let _ = writeln!(o, "{k:<22}{}", escape_text(v));
     };
     line("Seed:", &r.seed);
     line(
@@ -115,6 +118,7 @@ pub fn render(r: &InspectReport) -> String {
     } else {
         let _ = writeln!(o, "\nFindings:");
         for p in &r.problems {
+            // Problem's Display escapes the message and the fix (api::excerpt).
             let _ = writeln!(o, "  {}: {p}", p.severity);
         }
     }
@@ -124,6 +128,27 @@ pub fn render(r: &InspectReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seed_fields_cannot_forge_lines() {
+        let mut r = InspectReport {
+            usable: false,
+            seed: "oci:/s\nUsable:               yes".into(),
+            ocp_version: Some("4.16.0\x1b[2J\x1b[H".into()),
+            ..Default::default()
+        };
+        r.problems
+            .push(crate::seed::Problem::error("bad\rUsable: yes").with_fix("x\n"));
+        let text = render(&r);
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(!text.contains('\r'), "{text}");
+        let usable: Vec<&str> = text.lines().filter(|l| l.contains("Usable:")).collect();
+        assert_eq!(usable.len(), 3, "{text}");
+        assert!(usable[0].starts_with("Seed:"), "{text}");
+        assert!(usable[1].starts_with("Usable:               NO"), "{text}");
+        assert!(usable[2].starts_with("  error: bad\\rUsable"), "{text}");
+        assert!(text.contains("4.16.0\\u{1b}[2J"), "{text}");
+    }
 
     #[test]
     fn human_sizes() {

@@ -3,6 +3,8 @@
 
 use std::fmt;
 use std::fs::File;
+
+use crate::host::input::{InputKind, open_input};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -60,10 +62,8 @@ pub struct Span {
 impl Span {
     /// The whole of the file at `path`.
     pub fn whole(path: &Path) -> Result<Self> {
-        let len = path
-            .metadata()
-            .with_context(|| format!("reading the size of {}", path.display()))?
-            .len();
+        // A regular file only: a FIFO or device would block or never end.
+        let (_, len) = open_input(path, InputKind::SeedBlob)?;
         Ok(Self {
             path: path.to_path_buf(),
             offset: 0,
@@ -82,14 +82,16 @@ impl Span {
         }
         Ok(Self {
             path: self.path.clone(),
-            offset: self.offset + offset,
+            offset: self
+                .offset
+                .checked_add(offset)
+                .with_context(|| format!("{}: a range past any file size", self.path.display()))?,
             len,
         })
     }
 
     pub fn open(&self) -> Result<SpanReader> {
-        let mut file =
-            File::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
+        let (mut file, _) = open_input(&self.path, InputKind::SeedBlob)?;
         file.seek(SeekFrom::Start(self.offset))
             .with_context(|| format!("seeking in {}", self.path.display()))?;
         Ok(SpanReader {
@@ -147,7 +149,10 @@ impl Seek for SpanReader {
             SeekFrom::End(d) => self.len.checked_add_signed(d),
         }
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
-        self.file.seek(SeekFrom::Start(self.start + target))?;
+        let absolute = self.start.checked_add(target).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "a seek past any file size")
+        })?;
+        self.file.seek(SeekFrom::Start(absolute))?;
         self.pos = target;
         Ok(target)
     }

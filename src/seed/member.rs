@@ -9,7 +9,7 @@
 //! absolute: they are resolved by the installed system against its own
 //! root, and sprout never follows them while writing.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::os::unix::ffi::OsStrExt;
@@ -63,6 +63,9 @@ pub struct Policy {
     tarball: Tarball,
     hasher: RandomState,
     symlinks: HashSet<u64>,
+    /// The targets of relative symbolic links (few in a seed): a hard link
+    /// to one is a symbolic link at another depth, checked again there.
+    relative_targets: HashMap<u64, PathBuf>,
     linkable: HashSet<u64>,
 }
 
@@ -72,6 +75,7 @@ impl Policy {
             tarball,
             hasher: RandomState::new(),
             symlinks: HashSet::new(),
+            relative_targets: HashMap::new(),
             linkable: HashSet::new(),
         }
     }
@@ -129,11 +133,35 @@ impl Policy {
                     .map_err(|r| refuse(format!("it is a hard link to {shown:?}, which has {r}")))?
                     .ok_or_else(|| refuse("it is a hard link to the archive root".into()))?;
                 self.check_not_through_symlink(&target).map_err(&refuse)?;
-                if !self.linkable.contains(&self.key(&target)) {
+                let target_key = self.key(&target);
+                if !self.linkable.contains(&target_key) {
                     return Err(refuse(format!(
                         "it is a hard link to {:?}, which is not a file earlier in the archive",
                         target.display()
                     )));
+                }
+                // A hard link to a symbolic link is that symbolic link under
+                // a second name: nothing may go through it either (GNU tar
+                // refuses to), and a relative target must stay inside from
+                // its new place too.
+                if self.symlinks.contains(&target_key) {
+                    if let Some(t) = self.relative_targets.get(&target_key).cloned() {
+                        check_symlink_target(&path, &t).map_err(|r| {
+                            refuse(format!(
+                                "it is a hard link to the symbolic link {:?}; from here {r}",
+                                target.display()
+                            ))
+                        })?;
+                        let key = self.key(&path);
+                        self.relative_targets.insert(key, t);
+                    }
+                    let key = self.key(&path);
+                    self.symlinks.insert(key);
+                    self.linkable.insert(key);
+                    return Ok(Some(Member {
+                        path,
+                        kind: Kind::HardLink(target),
+                    }));
                 }
                 Kind::HardLink(target)
             }
@@ -151,10 +179,14 @@ impl Policy {
             }
         };
         let key = self.key(&path);
+        self.relative_targets.remove(&key);
         match &kind {
-            Kind::Symlink(_) => {
+            Kind::Symlink(target) => {
                 self.symlinks.insert(key);
                 self.linkable.insert(key);
+                if target.is_relative() {
+                    self.relative_targets.insert(key, target.clone());
+                }
             }
             Kind::Dir => {
                 self.linkable.remove(&key);
@@ -309,6 +341,30 @@ mod tests {
             let e = check(&mut p, EntryType::Link, "objects/c", Some(target)).unwrap_err();
             assert!(e.contains(want), "{target}: {e}");
         }
+    }
+
+    #[test]
+    fn a_hard_link_to_a_symlink_is_a_symlink() {
+        // GNU tar refuses the file through the second name; so does sprout.
+        let mut p = Policy::new(Tarball::Var);
+        check(&mut p, EntryType::Symlink, "var/l", Some("/")).unwrap();
+        check(&mut p, EntryType::Link, "var/h", Some("var/l")).unwrap();
+        let e = check(&mut p, EntryType::Regular, "var/h/etc/passwd", None).unwrap_err();
+        assert!(e.contains("goes through \"var/h\""), "{e}");
+        let e = check(&mut p, EntryType::Directory, "var/h", None).unwrap_err();
+        assert!(e.contains("into a directory"), "{e}");
+        // A relative link that stays inside at its depth but not at the
+        // hard link's.
+        check(&mut p, EntryType::Symlink, "var/a/b/up", Some("../../x")).unwrap();
+        let e = check(&mut p, EntryType::Link, "var/up", Some("var/a/b/up")).unwrap_err();
+        assert!(e.contains("points outside"), "{e}");
+        check(&mut p, EntryType::Link, "var/c/d/up", Some("var/a/b/up")).unwrap();
+        // A hard link to a hard-linked symlink is still one.
+        check(&mut p, EntryType::Link, "var/h2", Some("var/h")).unwrap();
+        assert!(check(&mut p, EntryType::Regular, "var/h2/x", None).is_err());
+        // Replacing the second name with a file makes it a file again.
+        check(&mut p, EntryType::Regular, "var/h", None).unwrap();
+        check(&mut p, EntryType::Regular, "var/h2/y", None).unwrap_err();
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub use files::{BootedDeployment, EtcPath, MachineConfigSummary, Tarball};
 pub use pull::PullOptions;
 pub use reference::SeedRef;
 
+use crate::api::excerpt::escape_text;
 use crate::api::seed_cluster_info::SeedClusterInfo;
 use source::Source;
 
@@ -115,8 +116,8 @@ impl Seed {
             if n.severity == Severity::Warning {
                 tracing::warn!(
                     "seed {reference}: {} ({})",
-                    n.message,
-                    n.fix.as_deref().unwrap_or_default()
+                    escape_text(&n.message),
+                    escape_text(n.fix.as_deref().unwrap_or_default())
                 );
             }
         }

@@ -38,7 +38,9 @@ pub struct Layer {
 impl Image {
     /// The bytes the image's layers take.
     pub fn size(&self) -> u64 {
-        self.layers.iter().map(|l| l.span.len).sum()
+        self.layers
+            .iter()
+            .fold(0u64, |sum, l| sum.saturating_add(l.span.len))
     }
 }
 
@@ -58,9 +60,10 @@ impl Store {
         match self {
             Self::OciDir(d) | Self::SkopeoDir(d) => {
                 let p = d.join(name);
-                if !p.is_file() {
+                if p.symlink_metadata().is_err() {
                     bail!("{} is missing", p.display());
                 }
+                // Anything but a regular file is named for what it is.
                 Span::whole(&p)
             }
             Self::Archive { file, members } => members
@@ -159,11 +162,26 @@ pub fn open_oci_archive(file: &Path, tag: Option<&str>) -> Result<Image> {
     let whole = Span::whole(file)?;
     let mut archive = tar::Archive::new(whole.open()?);
     let mut members = HashMap::new();
-    for entry in archive
+    for (seen, entry) in archive
         .entries_with_seek()
         .with_context(|| format!("reading {what}"))?
+        .enumerate()
     {
-        let entry = entry.with_context(|| format!("reading {what} as a tar archive"))?;
+        let entry = match entry {
+            Ok(e) => e,
+            // The tar crate's words for a non-tar file ("numeric field was
+            // not a number") say nothing to someone who passed a wrong file.
+            Err(e) if seen == 0 => bail!(
+                "{} is not a tar archive ({e}); an oci-archive: seed is the file \
+                 `skopeo copy SRC oci-archive:FILE` writes",
+                file.display()
+            ),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("reading {what} as a tar archive: it is corrupt or truncated after {seen} members")
+                });
+            }
+        };
         if !entry.header().entry_type().is_file() {
             continue;
         }

@@ -51,10 +51,24 @@ pub fn scan_tgz(reader: impl Read, tarball: Tarball, wanted: &[String]) -> Tarba
         }
     }
     if let Err(e) = scan(MultiGzDecoder::new(buffered), tarball, wanted, &mut s) {
-        s.error = Some(format!(
-            "{tarball} is corrupt or truncated after {} members: {e}",
-            s.members
-        ));
+        s.error = Some(if s.members == 0 && s.refused == 0 {
+            format!("{tarball} is not a gzip-compressed tar archive ({e})")
+        } else {
+            format!(
+                "{tarball} is corrupt or truncated after {} members: {e}",
+                s.members
+            )
+        });
+    }
+    s
+}
+
+/// Reads a plain (uncompressed) tar stream to its end, as [`scan_tgz`] does
+/// after decompressing.
+pub fn scan_tar(reader: impl Read, tarball: Tarball, wanted: &[String]) -> TarballScan {
+    let mut s = TarballScan::default();
+    if let Err(e) = scan(reader, tarball, wanted, &mut s) {
+        s.error = Some(format!("{tarball}: {e}"));
     }
     s
 }
@@ -85,7 +99,8 @@ fn scan(
         };
         s.members += 1;
         if member.kind == Kind::File {
-            s.bytes += entry.size();
+            // Sizes are the archive's word: a lie must not overflow.
+            s.bytes = s.bytes.saturating_add(entry.size());
         }
         let name = member.path.to_string_lossy();
         if wanted.iter().any(|w| *w == name) {

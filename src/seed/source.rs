@@ -1,9 +1,9 @@
 //! One way to reach a seed's root files, whatever the seed came from.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -13,6 +13,7 @@ use super::layer::{self, LayerIndex, MAX_SMALL_FILE};
 use super::oci::{self, Image};
 use super::pull::{self, PullOptions, Pulled};
 use super::reference::SeedRef;
+use crate::host::input::{InputKind, open_input, read_input};
 
 /// What a root file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,13 +140,7 @@ impl Source {
             );
         }
         match self {
-            Self::Dir(_) => {
-                let mut buf = Vec::new();
-                self.open_file(name)?
-                    .read_to_end(&mut buf)
-                    .with_context(|| format!("reading {name}"))?;
-                Ok(Some(buf))
-            }
+            Self::Dir(d) => Ok(Some(read_input(&d.join(name), InputKind::SeedMetadata)?)),
             Self::Image { index, .. } => Ok(index.small.get(name).cloned()),
         }
     }
@@ -188,12 +183,9 @@ impl Source {
     }
 }
 
-/// Opens a file without following a symlink in its last component: a
-/// mounted seed must not make sprout read some other file on the host.
+/// Opens a root file of a mounted seed: not through a symlink in its last
+/// component (a mounted seed must not make sprout read some other file on
+/// the host), never blocking on a FIFO, regular files only.
 fn open_no_follow(p: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(p)
-        .with_context(|| format!("opening {}", p.display()))
+    Ok(open_input(p, InputKind::SeedRootFile)?.0)
 }

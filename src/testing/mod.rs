@@ -5,6 +5,7 @@
 //! Everything here returns errors instead of panicking, like the rest of
 //! the library, so it can also be driven from scripts and benchmarks.
 
+pub mod fuzz;
 pub mod kube_api;
 mod kube_api_routes;
 mod kube_api_store;

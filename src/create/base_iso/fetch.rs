@@ -47,7 +47,10 @@ pub(super) fn lock(path: &Path) -> Result<Flock<File>> {
 }
 
 pub(super) fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    // A cache entry is a regular file; anything else must not block or
+    // stream forever (a FIFO, a link to /dev/zero).
+    let (mut file, _) =
+        crate::host::input::open_input(path, crate::host::input::InputKind::LiveIso)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0; COPY_BUFFER];
     loop {

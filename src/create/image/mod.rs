@@ -14,7 +14,6 @@ pub mod template;
 pub mod units;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -27,6 +26,7 @@ use crate::api::install_config::{self, InstallConfig};
 use crate::api::installation_config::{self, InstallationConfig};
 use crate::api::yaml;
 use crate::host::fs::SECRET_MODE;
+use crate::host::input::{InputKind, open_input, read_input};
 use crate::host::outdir::{OutputDir, Transaction};
 use crate::iso::embed::{self, CONFIG_IGN, KargsAreas};
 use crate::iso::iso9660::Iso9660;
@@ -91,21 +91,20 @@ fn read_inputs(dir: &Path) -> Result<Inputs> {
         problems.extend(c.validate());
     }
     let post_path = dir.join(POST_SCRIPT);
-    let post_sh = match std::fs::read(&post_path) {
+    // Bounded before anything is compressed: a script too large for the
+    // embed area is refused at once, not after minutes of xz.
+    let post_sh = match read_input(&post_path, InputKind::PostScript) {
         Ok(b) => Some(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) if e.is_not_found() => None,
         Err(e) => {
-            problems.push(Problem::in_input(
-                POST_SCRIPT,
-                "",
-                format!("reading {}: {e}", post_path.display()),
-            ));
+            problems.push(Problem::in_input(POST_SCRIPT, "", e.to_string()));
             None
         }
     };
     // install-config.yaml is optional here: it only tells whether the
     // cluster is dual-stack. When present it must be valid.
-    let install_config = if dir.join(install_config::FILE).exists() {
+    // symlink_metadata: a dangling link is reported, not taken as absent.
+    let install_config = if dir.join(install_config::FILE).symlink_metadata().is_ok() {
         match yaml::read_strict::<InstallConfig>(dir, install_config::FILE) {
             Ok(ic) => {
                 problems.extend(ic.validate());
@@ -140,8 +139,8 @@ pub fn build_iso(
     generated: &Generated,
     force: bool,
 ) -> Result<()> {
-    let mut src =
-        File::open(base).with_context(|| format!("opening the base ISO {}", base.display()))?;
+    let (mut src, _) = open_input(base, InputKind::LiveIso)
+        .with_context(|| format!("opening the base ISO {}", base.display()))?;
     let iso = Iso9660::open(&mut src)
         .with_context(|| format!("reading the base ISO {}", base.display()))?;
     let area = embed::ignition_area(&mut src, &iso)?;
