@@ -44,7 +44,11 @@ pub enum Command {
         already there, else a disk or partition labelled cluster-config (or the legacy \
         relocation-config), present at start or attached later; mounts it read-only, copies it \
         to /opt/openshift and unmounts it. Gives up after --timeout seconds with a message \
-        saying what it saw.\n\nOnly this first step exists so far: pass --until discovered."
+        saying what it saw.\n\nThen validates the whole configuration before changing anything, and \
+        runs the steps (SSH key, pull secret, network, hostname, node IPs, dnsmasq, trust, recert, \
+        chrony, kubelet, the API, manifests, cluster ID, labels, LVM, cleanup), resuming where \
+        an earlier start stopped. Status: /var/lib/sprout/post-pivot-status.json; deadlines: \
+        /etc/sprout/post-pivot.json. --dry-run prints the plan and recert_config.json."
     )]
     PostPivot(PostPivotArgs),
 }
@@ -133,22 +137,21 @@ pub struct ConfigImageArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PostPivotArgs {
-    /// Stop after this step (required until the later steps exist)
-    #[arg(long, value_enum, value_name = "STEP")]
-    pub until: Option<PostPivotStep>,
+    /// Stop after this step (an engine step id, e.g. `recert`; `discovered`
+    /// runs only the discovery)
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<String>,
     /// Seconds to wait for the configuration medium before giving up
-    #[arg(long, value_name = "SECS", default_value_t = 1800)]
-    pub timeout: u64,
+    /// (default: `config_medium` of /etc/sprout/post-pivot.json, else 1800)
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
     /// Directory to treat as / for the files read and written (for tests)
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-}
-
-/// The steps of post-pivot that `--until` can stop after.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PostPivotStep {
-    /// The configuration is in /opt/openshift/cluster-configuration
-    Discovered,
+    /// Discover and validate, then print every step, command and file it
+    /// would write and the exact recert_config.json; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,8 +26,7 @@ fn main() -> ExitCode {
                 report.verdict()
             })
         }
-        Command::PostPivot(args) => sprout::postpivot::run(&args)
-            .map(|found| println!("configuration: {}", found.dir.display())),
+        Command::PostPivot(args) => sprout::postpivot::run(&args).map(|out| print!("{out}")),
         Command::Create(CreateCommand::ConfigImage(args)) => {
             sprout::create::config_image::run(&args).map(|out| {
                 // Data for scripts on stdout; messages went to stderr.
@@ -42,6 +41,10 @@ fn main() -> ExitCode {
         Err(e) => {
             // `{:#}` prints the context chain on one line: "doing X: cause".
             tracing::error!("{e:#}");
+            if sprout::postpivot::flow::is_terminal(&e) {
+                // The unit does not restart on this one (W5).
+                return ExitCode::from(sprout::postpivot::flow::TERMINAL_EXIT);
+            }
             ExitCode::FAILURE
         }
     }

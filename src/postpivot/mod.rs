@@ -1,38 +1,64 @@
 //! The first-boot agent (`post-pivot`): configuration discovery and the reconfiguration steps.
 //!
-//! So far only the first step exists: finding the site configuration
-//! ([`discovery`]). The command line says so (`--until discovered`) rather
-//! than pretending to run the rest.
+//! [`flow`] runs the steps of spec §3.4 ([`steps`]) on the step engine;
+//! `--until discovered` still runs only the discovery on its own (what the
+//! vm-tests scenarios use).
 
+pub mod apply;
+pub mod cluster;
 pub mod copy;
 pub mod discovery;
 pub mod effective;
+pub mod flow;
 pub mod inputs;
 pub mod kubeconfig_crypto;
 pub mod markers;
 pub mod recert_config;
 pub mod recert_run;
+pub mod settings;
+pub mod status;
+pub mod steps;
 pub mod validate;
 
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{PostPivotArgs, PostPivotStep};
+use crate::cli::PostPivotArgs;
 use crate::host::systemd;
 
 /// How often the wait says what it waits for.
 const ANNOUNCE_EVERY: Duration = Duration::from_secs(15);
 
-/// Runs post-pivot up to `args.until`.
-pub fn run(args: &PostPivotArgs) -> Result<discovery::Discovered> {
-    let Some(until) = args.until else {
+/// `--until discovered`: the discovery alone, without the engine.
+pub const UNTIL_DISCOVERED: &str = "discovered";
+
+/// The command line as flow options: the one place clap meets the library.
+pub fn options_from_args(args: &PostPivotArgs) -> flow::Options {
+    let mut o = flow::Options::new(args.root.clone());
+    o.until.clone_from(&args.until);
+    o.dry_run = args.dry_run;
+    o.config_medium_timeout = args.timeout.map(Duration::from_secs);
+    o
+}
+
+/// Runs `sprout post-pivot`; returns what goes to stdout.
+pub fn run(args: &PostPivotArgs) -> Result<String> {
+    if !args.root.is_dir() {
         bail!(
-            "post-pivot runs only up to the `discovered` step so far (finding and copying \
-             the configuration); the reconfiguration steps are not implemented yet. \
-             Pass --until discovered"
+            "--root {} is not a directory; give the directory to treat as /",
+            args.root.display()
         );
-    };
+    }
+    if args.until.as_deref() == Some(UNTIL_DISCOVERED) && !args.dry_run {
+        return run_discovery(args)
+            .map(|found| format!("configuration: {}\n", found.dir.display()));
+    }
+    flow::run(&options_from_args(args)).map(|f| f.stdout)
+}
+
+/// The discovery step alone (`--until discovered`).
+pub fn run_discovery(args: &PostPivotArgs) -> Result<discovery::Discovered> {
     if !args.root.is_dir() {
         bail!(
             "--root {} is not a directory; give the directory to treat as /",
@@ -41,15 +67,16 @@ pub fn run(args: &PostPivotArgs) -> Result<discovery::Discovered> {
     }
     let opts = discovery::Options {
         root: args.root.clone(),
-        timeout: Duration::from_secs(args.timeout),
+        timeout: Duration::from_secs(
+            args.timeout
+                .unwrap_or(settings::Settings::load(&args.root)?.config_medium),
+        ),
         announce_every: ANNOUNCE_EVERY,
     };
     // Ready as soon as the arguments hold: the wait that follows is the
     // service's work, shown in its status line, not its start-up.
     systemd::ready("finding the configuration");
-    let result = match until {
-        PostPivotStep::Discovered => discovery::discover(&opts, discovery::UdevHost::open),
-    };
+    let result = discovery::discover(&opts, discovery::UdevHost::open);
     if let Err(e) = &result {
         // The unit's status line keeps the reason after the process ends.
         systemd::status(&format!("failed: {e:#}"));
@@ -61,22 +88,22 @@ pub fn run(args: &PostPivotArgs) -> Result<discovery::Discovered> {
 mod tests {
     use super::*;
 
-    fn args(until: Option<PostPivotStep>, root: &std::path::Path) -> PostPivotArgs {
+    fn args(until: Option<&str>, root: &std::path::Path) -> PostPivotArgs {
         PostPivotArgs {
-            until,
-            timeout: 1,
+            until: until.map(String::from),
+            timeout: Some(1),
             root: root.to_path_buf(),
+            dry_run: false,
         }
     }
 
     #[test]
-    fn without_until_it_says_what_exists() {
+    fn an_unknown_step_is_refused_with_the_list() {
         let root = tempfile::tempdir().unwrap();
-        let err = run(&args(None, root.path())).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("Pass --until discovered"),
-            "{err:#}"
-        );
+        let err = run(&args(Some("nope"), root.path())).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("has no step `nope`"), "{text}");
+        assert!(text.contains("discover, validate, ssh-key"), "{text}");
     }
 
     #[test]
@@ -84,7 +111,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let file = root.path().join("file");
         std::fs::write(&file, "").unwrap();
-        let err = run(&args(Some(PostPivotStep::Discovered), &file)).unwrap_err();
+        let err = run(&args(Some(UNTIL_DISCOVERED), &file)).unwrap_err();
         assert!(format!("{err:#}").contains("is not a directory"), "{err:#}");
     }
 
@@ -93,7 +120,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("opt/openshift/cluster-configuration");
         std::fs::create_dir_all(&dir).unwrap();
-        let found = run(&args(Some(PostPivotStep::Discovered), root.path())).unwrap();
+        let found = run_discovery(&args(Some(UNTIL_DISCOVERED), root.path())).unwrap();
         assert_eq!(found.dir, dir);
         assert_eq!(found.source, discovery::Source::AlreadyPresent);
     }
