@@ -3,6 +3,8 @@
 //! and every invalid configuration refused before any change, through the
 //! binary, with the tree's manifest (paths, modes, bytes) compared.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test crate
+
 #[path = "postpivot/node.rs"]
 mod node;
 mod support;
