@@ -181,3 +181,72 @@ pub fn printed_recert_config(stdout: &str) -> String {
         .unwrap_or_else(|| panic!("no recert_config.json in:\n{stdout}"));
     rest.strip_suffix('\n').unwrap().to_string()
 }
+
+/// The tools `tests/postpivot/standin.sh` stands in for.
+pub const STANDINS: &[&str] = &[
+    "hostnamectl",
+    "systemctl",
+    "nmstatectl",
+    "update-ca-trust",
+    "chown",
+    "pvscan",
+    "podman",
+];
+
+/// A directory of stand-ins (symlinks to the recording script), to put
+/// first in PATH.
+pub fn standin_dir(dir: &Path) -> PathBuf {
+    let bin = dir.join("standin-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/postpivot/standin.sh");
+    for tool in STANDINS {
+        std::os::unix::fs::symlink(&script, bin.join(tool)).unwrap();
+    }
+    bin
+}
+
+/// PATH with the stand-ins first.
+pub fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The recorded commands, one a line, with the root replaced by `ROOT`.
+pub fn recorded(log: &Path, root: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.replace(root.to_str().unwrap(), "ROOT"))
+        .collect()
+}
+
+pub const SSH_PUBLIC: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPSPEBq7ibn6Sz24vB9xhFx24kZG0nsrNmDZuU1Vml5u test1";
+
+/// A configuration that exercises every host step: hostname and cluster
+/// rename, SSH key, nmstate, keyfiles, chrony, LVM devices, node labels.
+pub fn full(root: &Path) -> (SeedClusterInfo, SeedReconfiguration) {
+    let (_, seed, mut r) = scenarios().swap_remove(1);
+    r.ssh_key = SSH_PUBLIC.into();
+    r.raw_nm_state_config = "interfaces: []\n".into();
+    r.node_labels.insert("site".into(), "lab-1".into());
+    r.node_labels
+        .insert("node-role.kubernetes.io/master".into(), String::new());
+    build(root, &seed, &r);
+    let wd = root.join("opt/openshift");
+    write(
+        &wd,
+        "network-configuration/system-connections/eth0.nmconnection",
+        b"[connection]\nid=eth0\n",
+    );
+    write(&wd, "lvm-configuration/system.devices", b"# LVM devices\n");
+    write(
+        &wd,
+        "extra-manifests/ns.yaml",
+        b"apiVersion: v1\nkind: Namespace\n",
+    );
+    (seed, r)
+}
