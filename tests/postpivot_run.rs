@@ -205,14 +205,13 @@ fn a_full_run_writes_the_node_files_runs_the_commands_in_order_and_cleans_up() {
         "systemctl restart dnsmasq.service".into(),
         "update-ca-trust ".into(),
         "podman image exists quay.io/edge-infrastructure/recert:v0".into(),
-        format!(
-            "podman run --rm --network=host --privileged --replace --name recert -v /etc:/host-etc \
+        "podman run --rm --network=host --privileged --replace --name recert -v /etc:/host-etc \
              -v /etc/ssh:/ssh -v /etc/kubernetes:/kubernetes -v /var/lib/kubelet:/kubelet \
              -v /var/tmp:/var/tmp -v /etc/machine-config-daemon:/machine-config-daemon \
              -v /etc/pki:/pki -e RECERT_CONFIG=/opt/openshift/recert_config.json --authfile \
              /var/lib/kubelet/config.json -v /opt/openshift:/opt/openshift \
              quay.io/edge-infrastructure/recert:v0"
-        ),
+            .into(),
         "update-ca-trust ".into(),
         "systemctl restart chronyd".into(),
         "systemctl enable kubelet --now".into(),
