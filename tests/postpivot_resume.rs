@@ -1,0 +1,96 @@
+//! `sprout post-pivot` killed with SIGKILL in the middle of a step (a
+//! power cut), then started again: it resumes at that step and does not
+//! redo the finished ones. Through the binary.
+//!
+//! Stand-ins (tests/postpivot/standin.sh, first in PATH): hostnamectl,
+//! systemctl, nmstatectl, update-ca-trust, chown — this machine has no
+//! systemd as PID 1 and no NetworkManager. The `systemctl restart
+//! dnsmasq.service` stand-in sends the SIGKILL to sprout. Both runs stop
+//! with `--until ca-trust`, before recert and the cluster side (covered by
+//! tests/postpivot_run.rs); the vm-tests scenario resets a real guest
+//! during recert.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test crate
+
+#[path = "postpivot/node.rs"]
+mod node;
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+
+#[test]
+fn killed_during_a_step_the_next_start_resumes_there() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("node");
+    node::full(&root);
+    let bin = node::standin_dir(d.path());
+    let log = d.path().join("commands.log");
+    let run = |kill_on: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sprout"));
+        c.args(["post-pivot", "--until", "ca-trust", "--root"])
+            .arg(&root)
+            .env("PATH", node::path_with(&bin))
+            .env("STANDIN_LOG", &log)
+            .env("STANDIN_ROOT", &root)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("STANDIN_KILL_ON");
+        if let Some(k) = kill_on {
+            c.env("STANDIN_KILL_ON", k);
+        }
+        c.output().unwrap()
+    };
+    let first = run(Some("systemctl restart dnsmasq.service"));
+    assert_eq!(
+        first.status.signal(),
+        Some(9),
+        "sprout was not killed: {}",
+        support::stderr(&first)
+    );
+    let journal = || -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(root.join("var/lib/sprout/post-pivot-journal.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let step = |j: &serde_json::Value, id: &str| -> serde_json::Value {
+        j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == id)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let j = journal();
+    assert_eq!(step(&j, "dnsmasq")["state"], "running", "{j}");
+    assert_eq!(step(&j, "hostname")["state"], "done", "{j}");
+    let before = node::recorded(&log, &root).len();
+
+    let second = run(None);
+    assert!(second.status.success(), "{}", support::stderr(&second));
+    let again: Vec<String> = node::recorded(&log, &root).split_off(before);
+    // Resumed at dnsmasq: nothing before it ran again (markers, checks
+    // and the journal say done), dnsmasq and ca-trust ran.
+    assert_eq!(
+        again,
+        ["systemctl restart dnsmasq.service", "update-ca-trust "],
+        "second start ran: {again:?}"
+    );
+    let j = journal();
+    let dnsmasq = step(&j, "dnsmasq");
+    assert_eq!(dnsmasq["state"], "done", "{j}");
+    assert_eq!(dnsmasq["attempts"], 2, "{j}");
+    assert!(
+        dnsmasq["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("interrupted"),
+        "{j}"
+    );
+    let status: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("var/lib/sprout/post-pivot-status.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["state"], "stopped", "{status}");
+    assert_eq!(status["attempt"], 2, "{status}");
+}
