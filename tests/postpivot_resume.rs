@@ -94,3 +94,73 @@ fn killed_during_a_step_the_next_start_resumes_there() {
     assert_eq!(status["state"], "stopped", "{status}");
     assert_eq!(status["attempt"], 2, "{status}");
 }
+
+/// W5: a failure that a restart might fix is retried by the unit, but the
+/// last allowed start (`attempts`, 2 here from /etc/sprout/post-pivot.json)
+/// ends in the terminal state: exit status 3 (`RestartPreventExitStatus`),
+/// the reason in the status file and on the console (/etc/issue.d). The failing command is the real
+/// `chown core …` of the SSH step: this machine has no user `core`.
+#[test]
+fn the_last_allowed_start_is_terminal_with_the_reason_on_the_console() {
+    if sprout::host::command::Cmd::new("id")
+        .arg("core")
+        .run()
+        .is_ok()
+    {
+        support::skip_or_fail(
+            "terminal after the last start",
+            "this machine has a user core",
+        );
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("node");
+    node::full(&root);
+    std::fs::create_dir_all(root.join("etc/sprout")).unwrap();
+    std::fs::write(
+        root.join("etc/sprout/post-pivot.json"),
+        r#"{"attempts": 2}"#,
+    )
+    .unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_sprout"))
+            .args(["post-pivot", "--root"])
+            .arg(&root)
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .unwrap()
+    };
+    let status = || -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(root.join("var/lib/sprout/post-pivot-status.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let first = run();
+    assert_eq!(first.status.code(), Some(1), "{}", support::stderr(&first));
+    assert_eq!(status()["state"], "failed");
+    assert!(!root.join("etc/issue.d/50-sprout-post-pivot.issue").exists());
+    let second = run();
+    assert_eq!(
+        second.status.code(),
+        Some(3),
+        "{}",
+        support::stderr(&second)
+    );
+    let s = status();
+    assert_eq!(s["state"], "terminal", "{s}");
+    assert_eq!(s["current_step"], "ssh-key", "{s}");
+    assert!(s["error"].to_string().contains("chown"), "{s}");
+    let issue =
+        std::fs::read_to_string(root.join("etc/issue.d/50-sprout-post-pivot.issue")).unwrap();
+    assert!(issue.contains("at step ssh-key"), "{issue}");
+    assert!(issue.contains("chown"), "{issue}");
+    // A third start refuses at once instead of looping.
+    let third = run();
+    assert_eq!(third.status.code(), Some(3), "{}", support::stderr(&third));
+    assert!(
+        support::stderr(&third).contains("failed for good"),
+        "{}",
+        support::stderr(&third)
+    );
+}

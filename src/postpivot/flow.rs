@@ -62,8 +62,12 @@ pub struct Finished {
 
 /// Whether `e` is one a restart cannot fix.
 pub fn is_terminal(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.is::<Terminal>() || c.is::<InvalidInput>())
+    // `downcast_ref` sees through anyhow's context layers (a `Terminal`
+    // context too); `chain` covers a terminal error as a plain source.
+    e.downcast_ref::<Terminal>().is_some()
+        || e.downcast_ref::<InvalidInput>().is_some()
+        || e.chain()
+            .any(|c| c.is::<Terminal>() || c.is::<InvalidInput>())
 }
 
 /// Runs the flow with the production cluster client.
