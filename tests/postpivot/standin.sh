@@ -25,6 +25,10 @@ podman)
 		cfg="$STANDIN_ROOT/opt/openshift/recert_config.json"
 		[ "$(head -c1 "$cfg")" = '{' ] || exit 1
 		etcdctl --endpoints "$STANDIN_ETCD" put /recert-standin/ran yes >/dev/null || exit 1
+		if [ -n "$STANDIN_RECERT_FAILS" ]; then
+			printf 'error: %s\n' "$STANDIN_RECERT_FAILS" >"$STANDIN_ROOT/var/tmp/recert-summary.yaml"
+			exit 1
+		fi
 		printf 'server 192.0.2.1 iburst\n' >"$STANDIN_ROOT/etc/chrony.conf"
 		printf 'recert: stand-in\n' >"$STANDIN_ROOT/var/tmp/recert-summary.yaml"
 		;;
