@@ -164,3 +164,58 @@ fn the_last_allowed_start_is_terminal_with_the_reason_on_the_console() {
         support::stderr(&third)
     );
 }
+
+/// Installer-made configurations have no `node_ips`: post-pivot starts
+/// nodeip-configuration and waits, bounded, for `primary-ip` (W5); the
+/// discovered IP goes into the dnsmasq overrides. Without it the wait ends
+/// with what it waited for. Stand-in: systemctl (it writes what
+/// nodeip-configuration would when STANDIN_NODEIP is set).
+#[test]
+fn node_ips_are_discovered_with_a_bounded_wait() {
+    for discovered in [Some("192.0.2.10"), None] {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("node");
+        let mut r = node::unchanged();
+        r.node_ips.clear();
+        node::build(&root, &node::seed(), &r);
+        std::fs::create_dir_all(root.join("etc/sprout")).unwrap();
+        std::fs::write(
+            root.join("etc/sprout/post-pivot.json"),
+            r#"{"primary_ip": 2, "announce_every": 1}"#,
+        )
+        .unwrap();
+        let bin = node::standin_dir(d.path());
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sprout"));
+        c.args(["post-pivot", "--until", "dnsmasq", "--root"])
+            .arg(&root)
+            .env("PATH", node::path_with(&bin))
+            .env("STANDIN_LOG", d.path().join("commands.log"))
+            .env("STANDIN_ROOT", &root)
+            .env_remove("NOTIFY_SOCKET");
+        if let Some(ip) = discovered {
+            c.env("STANDIN_NODEIP", ip);
+        }
+        let out = c.output().unwrap();
+        let err = support::stderr(&out);
+        let overrides = root.join("etc/default/sno_dnsmasq_configuration_overrides");
+        match discovered {
+            Some(ip) => {
+                assert!(out.status.success(), "{err}");
+                let text = std::fs::read_to_string(&overrides).unwrap();
+                assert!(
+                    text.ends_with(&format!("SNO_DNSMASQ_IP_OVERRIDE={ip}")),
+                    "{text}"
+                );
+            }
+            None => {
+                assert_eq!(out.status.code(), Some(1), "{err}");
+                assert!(
+                    err.contains("waiting for /run/nodeip-configuration/primary-ip"),
+                    "{err}"
+                );
+                assert!(err.contains("still waiting for"), "no progress line: {err}");
+                assert!(!overrides.exists());
+            }
+        }
+    }
+}

@@ -112,7 +112,12 @@ pub fn run_with(
             ))
             .map_err(|e| e.context(Terminal("post-pivot is in its terminal state".into())));
         }
-        Some(s) if s.state != RunState::Succeeded => s.attempt.saturating_add(1),
+        // A start that failed or was killed counts; one stopped as asked
+        // (`--until`) or by SIGTERM (a shutdown) does not.
+        Some(s) if matches!(s.state, RunState::Failed | RunState::Running) => {
+            s.attempt.saturating_add(1)
+        }
+        Some(s) if matches!(s.state, RunState::Stopped | RunState::Interrupted) => s.attempt.max(1),
         _ => 1,
     };
     let mut progress = Progress::standard(None)?;

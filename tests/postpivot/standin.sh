@@ -16,6 +16,13 @@ systemctl)
 		kill -9 "$PPID"
 		exit 1
 	fi
+	if [ "$*" = "start nodeip-configuration" ] && [ -n "$STANDIN_NODEIP" ]; then
+		# What nodeip-configuration.service leaves for kubelet.
+		mkdir -p "$STANDIN_ROOT/run/nodeip-configuration" "$STANDIN_ROOT/etc/systemd/system/kubelet.service.d"
+		printf '%s' "$STANDIN_NODEIP" >"$STANDIN_ROOT/run/nodeip-configuration/primary-ip"
+		printf '[Service]\nEnvironment="KUBELET_NODE_IP=%s" "KUBELET_NODE_IPS=%s"\n' "$STANDIN_NODEIP" "$STANDIN_NODEIP" \
+			>"$STANDIN_ROOT/etc/systemd/system/kubelet.service.d/20-nodenet.conf"
+	fi
 	;;
 podman)
 	case "$1" in
