@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::api::seed_cluster_info::SeedClusterInfo;
 use crate::api::seed_reconfig::SeedReconfiguration;
@@ -53,11 +53,12 @@ impl ManifestApplier for KubeApplier {
 /// (a terminal-looking failure at the API wait instead of a silent skip).
 pub struct NotWired;
 
+/// Terminal: restarting the unit cannot bring the client in.
 fn not_wired<T>(what: &str) -> Result<T> {
-    bail!(
+    Err(super::steps::terminal(anyhow::anyhow!(
         "{what}: the Kubernetes client is not wired into this build yet (branch kube-apply); \
          the node is recertified and kubelet is running, the cluster-side steps did not run"
-    )
+    )))
 }
 
 impl Cluster for NotWired {
