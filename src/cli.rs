@@ -46,7 +46,11 @@ pub enum Command {
         already there, else a disk or partition labelled cluster-config (or the legacy \
         relocation-config), present at start or attached later; mounts it read-only, copies it \
         to /opt/openshift and unmounts it. Gives up after --timeout seconds with a message \
-        saying what it saw.\n\nOnly this first step exists so far: pass --until discovered."
+        saying what it saw.\n\nThen validates the whole configuration before changing anything, and \
+        runs the steps (SSH key, pull secret, network, hostname, node IPs, dnsmasq, trust, recert, \
+        chrony, kubelet, the API, manifests, cluster ID, labels, LVM, cleanup), resuming where \
+        an earlier start stopped. Status: /var/lib/sprout/post-pivot-status.json; deadlines: \
+        /etc/sprout/post-pivot.json. --dry-run prints the plan and recert_config.json."
     )]
     PostPivot(PostPivotArgs),
 }
@@ -145,22 +149,21 @@ pub struct ConfigImageArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct PostPivotArgs {
-    /// Stop after this step (required until the later steps exist)
-    #[arg(long, value_enum, value_name = "STEP")]
-    pub until: Option<PostPivotStep>,
+    /// Stop after this step (an engine step id, e.g. `recert`; `discovered`
+    /// runs only the discovery)
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<String>,
     /// Seconds to wait for the configuration medium before giving up
-    #[arg(long, value_name = "SECS", default_value_t = 1800)]
-    pub timeout: u64,
+    /// (default: `config_medium` of /etc/sprout/post-pivot.json, else 1800)
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
     /// Directory to treat as / for the files read and written (for tests)
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
-}
-
-/// The steps of post-pivot that `--until` can stop after.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PostPivotStep {
-    /// The configuration is in /opt/openshift/cluster-configuration
-    Discovered,
+    /// Discover and validate, then print every step, command and file it
+    /// would write and the exact recert_config.json; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,13 +278,11 @@ impl TryFrom<&SeedInspectArgs> for crate::seed::inspect::Options {
 
 impl From<&PostPivotArgs> for crate::postpivot::Options {
     fn from(a: &PostPivotArgs) -> Self {
-        Self {
-            until: a.until.map(|step| match step {
-                PostPivotStep::Discovered => crate::postpivot::Step::Discovered,
-            }),
-            timeout: std::time::Duration::from_secs(a.timeout),
-            root: a.root.clone(),
-        }
+        let mut o = Self::new(a.root.clone());
+        o.until.clone_from(&a.until);
+        o.dry_run = a.dry_run;
+        o.config_medium_timeout = a.timeout.map(std::time::Duration::from_secs);
+        o
     }
 }
 
@@ -308,8 +309,11 @@ mod tests {
             unreachable!("post-pivot parses as post-pivot")
         };
         let o = crate::postpivot::Options::from(&a);
-        assert_eq!(o.until, Some(crate::postpivot::Step::Discovered));
-        assert_eq!(o.timeout, std::time::Duration::from_secs(7));
+        assert_eq!(o.until.as_deref(), Some(crate::postpivot::UNTIL_DISCOVERED));
+        assert_eq!(
+            o.config_medium_timeout,
+            Some(std::time::Duration::from_secs(7))
+        );
         assert_eq!(o.root, PathBuf::from("/srv/node"));
     }
 

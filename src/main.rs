@@ -28,8 +28,9 @@ fn main() -> ExitCode {
                     report.verdict()
                 })
         }
-        Command::PostPivot(args) => sprout::postpivot::run(&(&args).into())
-            .and_then(|found| stdout::write(&format!("configuration: {}\n", found.dir.display()))),
+        Command::PostPivot(args) => {
+            sprout::postpivot::run(&(&args).into()).and_then(|out| stdout::write(&out))
+        }
         Command::Create(CreateCommand::ConfigImage(args)) => {
             sprout::create::config_image::run(&(&args).into()).and_then(|out| {
                 // Data for scripts on stdout; messages went to stderr.
@@ -49,6 +50,10 @@ fn main() -> ExitCode {
         Err(e) => {
             // `{:#}` prints the context chain on one line: "doing X: cause".
             tracing::error!("{e:#}");
+            if sprout::postpivot::flow::is_terminal(&e) {
+                // The unit does not restart on this one (W5).
+                return ExitCode::from(sprout::postpivot::flow::TERMINAL_EXIT);
+            }
             ExitCode::FAILURE
         }
     }

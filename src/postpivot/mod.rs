@@ -1,21 +1,25 @@
 //! The first-boot agent (`post-pivot`): configuration discovery and the reconfiguration steps.
 //!
-//! So far only the first step exists: finding the site configuration
-//! ([`discovery`]). The command line says so (`--until discovered`) rather
-//! than pretending to run the rest.
+//! [`flow`] runs the steps of spec §3.4 ([`steps`]) on the step engine;
+//! `--until discovered` still runs only the discovery on its own (what the
+//! vm-tests scenarios use).
 
 pub mod apply;
+pub mod cluster;
 pub mod copy;
 pub mod discovery;
 pub mod effective;
+pub mod flow;
 pub mod inputs;
 pub mod kubeconfig_crypto;
 pub mod markers;
 pub mod recert_config;
 pub mod recert_run;
+pub mod settings;
+pub mod status;
+pub mod steps;
 pub mod validate;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -28,51 +32,49 @@ const ANNOUNCE_EVERY: Duration = Duration::from_secs(15);
 /// and keeps `now + timeout` far from `Instant`'s range.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-/// What post-pivot is asked to do; the CLI builds it from `--until`,
-/// `--timeout` and `--root`.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Stop after this step (required until the later steps exist).
-    pub until: Option<Step>,
-    /// How long to wait for the configuration medium.
-    pub timeout: Duration,
-    /// Root of every path read and written (`/` on a node).
-    pub root: PathBuf,
-}
+/// `--until discovered`: the discovery alone, without the engine.
+pub const UNTIL_DISCOVERED: &str = "discovered";
 
-/// The steps of post-pivot that a run can stop after.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// The configuration is in /opt/openshift/cluster-configuration.
-    Discovered,
-}
+/// What post-pivot is asked to do: the flow's options (the CLI builds them
+/// in `cli.rs`; any other caller directly).
+pub use flow::Options;
 
-/// Runs post-pivot up to `args.until`.
-pub fn run(args: &Options) -> Result<discovery::Discovered> {
-    let Some(until) = args.until else {
-        bail!(
-            "post-pivot runs only up to the `discovered` step so far (finding and copying \
-             the configuration); the reconfiguration steps are not implemented yet. \
-             Pass --until discovered"
-        );
-    };
-    if !args.root.is_dir() {
+/// Runs `sprout post-pivot`; returns what goes to stdout.
+pub fn run(opts: &Options) -> Result<String> {
+    if !opts.root.is_dir() {
         bail!(
             "--root {} is not a directory; give the directory to treat as /",
-            args.root.display()
+            opts.root.display()
         );
     }
+    if opts.until.as_deref() == Some(UNTIL_DISCOVERED) && !opts.dry_run {
+        return run_discovery(opts)
+            .map(|found| format!("configuration: {}\n", found.dir.display()));
+    }
+    flow::run(opts).map(|f| f.stdout)
+}
+
+/// The discovery step alone (`--until discovered`).
+pub fn run_discovery(opts: &Options) -> Result<discovery::Discovered> {
+    if !opts.root.is_dir() {
+        bail!(
+            "--root {} is not a directory; give the directory to treat as /",
+            opts.root.display()
+        );
+    }
+    let timeout = match opts.config_medium_timeout {
+        Some(t) => t,
+        None => Duration::from_secs(settings::Settings::load(&opts.root)?.config_medium),
+    };
     let opts = discovery::Options {
-        root: args.root.clone(),
-        timeout: args.timeout.min(MAX_TIMEOUT),
+        root: opts.root.clone(),
+        timeout: timeout.min(MAX_TIMEOUT),
         announce_every: ANNOUNCE_EVERY,
     };
     // Ready as soon as the arguments hold: the wait that follows is the
     // service's work, shown in its status line, not its start-up.
     systemd::ready("finding the configuration");
-    let result = match until {
-        Step::Discovered => discovery::discover(&opts, discovery::UdevHost::open),
-    };
+    let result = discovery::discover(&opts, discovery::UdevHost::open);
     if let Err(e) = &result {
         // The unit's status line keeps the reason after the process ends.
         systemd::status(&format!("failed: {e:#}"));
@@ -84,22 +86,20 @@ pub fn run(args: &Options) -> Result<discovery::Discovered> {
 mod tests {
     use super::*;
 
-    fn args(until: Option<Step>, root: &std::path::Path) -> Options {
-        Options {
-            until,
-            timeout: Duration::from_secs(1),
-            root: root.to_path_buf(),
-        }
+    fn args(until: Option<&str>, root: &std::path::Path) -> Options {
+        let mut o = Options::new(root.to_path_buf());
+        o.until = until.map(String::from);
+        o.config_medium_timeout = Some(Duration::from_secs(1));
+        o
     }
 
     #[test]
-    fn without_until_it_says_what_exists() {
+    fn an_unknown_step_is_refused_with_the_list() {
         let root = tempfile::tempdir().unwrap();
-        let err = run(&args(None, root.path())).unwrap_err();
-        assert!(
-            format!("{err:#}").contains("Pass --until discovered"),
-            "{err:#}"
-        );
+        let err = run(&args(Some("nope"), root.path())).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("has no step `nope`"), "{text}");
+        assert!(text.contains("discover, validate, ssh-key"), "{text}");
     }
 
     #[test]
@@ -107,7 +107,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let file = root.path().join("file");
         std::fs::write(&file, "").unwrap();
-        let err = run(&args(Some(Step::Discovered), &file)).unwrap_err();
+        let err = run(&args(Some(UNTIL_DISCOVERED), &file)).unwrap_err();
         assert!(format!("{err:#}").contains("is not a directory"), "{err:#}");
     }
 
@@ -116,7 +116,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("opt/openshift/cluster-configuration");
         std::fs::create_dir_all(&dir).unwrap();
-        let found = run(&args(Some(Step::Discovered), root.path())).unwrap();
+        let found = run_discovery(&args(Some(UNTIL_DISCOVERED), root.path())).unwrap();
         assert_eq!(found.dir, dir);
         assert_eq!(found.source, discovery::Source::AlreadyPresent);
     }

@@ -4,6 +4,11 @@
 # copies it and exits successfully; its journal carries sprout's fields.
 install -m 0755 "$SPROUT" /usr/local/bin/sprout
 install -m 0644 /share/systemd/*.service /etc/systemd/system/
+# This scenario checks the unit's discovery (the guest is no seed node);
+# the whole flow has its own scenario (issue 12, acceptance 4).
+mkdir -p /etc/systemd/system/installation-configuration.service.d
+printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/sprout post-pivot --until discovered\n' \
+  >/etc/systemd/system/installation-configuration.service.d/10-discovery-only.conf
 systemctl daemon-reload
 unit=installation-configuration.service
 
