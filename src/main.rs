@@ -5,6 +5,18 @@ use std::process::ExitCode;
 use clap::Parser;
 use sprout::cli::{Cli, Command, CreateCommand, IsoCommand, SeedCommand};
 
+/// The library's plain options from the command line.
+fn ibi_options(a: &sprout::cli::IbiArgs) -> anyhow::Result<sprout::ibi::Options> {
+    let mut o = sprout::ibi::Options::new(&a.configuration_file);
+    o.root = a.root.clone();
+    o.dry_run = a.dry_run;
+    o.restart = a.restart;
+    o.progress_json = a.progress_json.as_deref().map(str::parse).transpose()?;
+    o.keep_seed_agent = a.keep_seed_agent;
+    o.workdir = a.workdir.clone();
+    Ok(o)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     sprout::logging::init(cli.verbose, cli.quiet);
@@ -26,6 +38,7 @@ fn main() -> ExitCode {
                 report.verdict()
             })
         }
+        Command::Ibi(args) => ibi_options(&args).and_then(|o| sprout::ibi::run(&o)),
         Command::PostPivot(args) => sprout::postpivot::run(&args)
             .map(|found| println!("configuration: {}", found.dir.display())),
         Command::Create(CreateCommand::ConfigImage(args)) => {
