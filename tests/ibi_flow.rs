@@ -2,6 +2,7 @@
 //! full run's `--progress-json` stream (acceptance 6) and the preflight's
 //! refusals (acceptance 3, host side). What runs for real and what is a
 //! stand-in, and why: tests/ibi_fixture/mod.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test crate
 
 mod ibi_fixture;
 mod support;
