@@ -53,6 +53,41 @@ pub enum Command {
         /etc/sprout/post-pivot.json. --dry-run prints the plan and recert_config.json."
     )]
     PostPivot(PostPivotArgs),
+    /// Factory install: write RHCOS and the seed to a disk (lca-cli ibi)
+    #[command(
+        long_about = "Factory install (drop-in for `lca-cli ibi -f FILE`).\n\n\
+        Checks everything first (disk, seed, versions, pull secret, tools) and writes nothing \
+        when something is wrong; then wipes the disk, installs RHCOS with coreos-installer, adds \
+        the container-storage partition, restores the seed into a new stateroot, pre-caches the \
+        seed's images, runs post.sh and removes the original stateroot. A killed run resumes \
+        where it stopped (journal in /run, then on the disk)."
+    )]
+    Ibi(IbiArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IbiArgs {
+    /// ibi-configuration.json (YAML or JSON)
+    #[arg(short = 'f', long = "configuration-file", value_name = "FILE")]
+    pub configuration_file: PathBuf,
+    /// Run the checks and print every command of the plan; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start over even if a journal of a different run is found
+    #[arg(long)]
+    pub restart: bool,
+    /// Write one JSON object per event to FILE or fd:N
+    #[arg(long, value_name = "FILE|fd:N")]
+    pub progress_json: Option<String>,
+    /// Keep the seed's own lca-cli instead of installing sprout as it
+    #[arg(long)]
+    pub keep_seed_agent: bool,
+    /// Scratch space for a registry seed's preflight copy
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// The live system's root (for tests)
+    #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
+    pub root: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +318,21 @@ impl From<&PostPivotArgs> for crate::postpivot::Options {
         o.dry_run = a.dry_run;
         o.config_medium_timeout = a.timeout.map(std::time::Duration::from_secs);
         o
+    }
+}
+
+impl TryFrom<&IbiArgs> for crate::ibi::Options {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &IbiArgs) -> anyhow::Result<Self> {
+        let mut o = Self::new(&a.configuration_file);
+        o.root = a.root.clone();
+        o.dry_run = a.dry_run;
+        o.restart = a.restart;
+        o.progress_json = a.progress_json.as_deref().map(str::parse).transpose()?;
+        o.keep_seed_agent = a.keep_seed_agent;
+        o.workdir = a.workdir.clone();
+        Ok(o)
     }
 }
 

@@ -31,6 +31,9 @@ fn main() -> ExitCode {
         Command::PostPivot(args) => {
             sprout::postpivot::run(&(&args).into()).and_then(|out| stdout::write(&out))
         }
+        Command::Ibi(args) => {
+            sprout::ibi::Options::try_from(&args).and_then(|o| sprout::ibi::run(&o))
+        }
         Command::Create(CreateCommand::ConfigImage(args)) => {
             sprout::create::config_image::run(&(&args).into()).and_then(|out| {
                 // Data for scripts on stdout; messages went to stderr.

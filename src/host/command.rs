@@ -24,6 +24,9 @@ pub struct Cmd {
     description: Option<String>,
     timeout: Option<std::time::Duration>,
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Bytes written to the program's stdin (then closed); none: stdin is
+    /// /dev/null.
+    stdin: Option<Vec<u8>>,
 }
 
 impl Cmd {
@@ -35,7 +38,15 @@ impl Cmd {
             description: None,
             timeout: None,
             stop: None,
+            stdin: None,
         }
+    }
+
+    /// Feeds `bytes` to the program's stdin (e.g. a partition line to
+    /// `sfdisk --append`, instead of a shell pipe).
+    pub fn stdin_bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {

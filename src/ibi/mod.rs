@@ -4,4 +4,12 @@
 
 pub mod agent;
 pub mod config;
+pub mod options;
+pub mod precache;
+pub mod preflight;
 pub mod restore;
+mod run;
+pub mod steps;
+
+pub use options::Options;
+pub use run::{run, timings};

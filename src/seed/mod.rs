@@ -136,6 +136,12 @@ impl Seed {
         })
     }
 
+    /// The bytes the image's layers take (`None` for a directory), for
+    /// free-space estimates.
+    pub fn image_size(&self) -> Option<u64> {
+        self.source.image_size()
+    }
+
     pub fn reference(&self) -> &SeedRef {
         &self.reference
     }

@@ -142,7 +142,11 @@ impl Cmd {
         command
             .args(&self.args)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
@@ -172,6 +176,14 @@ impl Cmd {
                 }
             })
             .with_context(|| format!("{what}: running {line}"))?;
+        if let (Some(mut input), Some(bytes)) = (child.stdin.take(), self.stdin.clone()) {
+            // A thread, so a program that reads only part of its input
+            // never blocks sprout; a write error shows as its exit status.
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = input.write_all(&bytes);
+            });
+        }
         let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
         let (tx, rx) = mpsc::channel();
         let mut readers = 0;

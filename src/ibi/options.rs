@@ -1,0 +1,60 @@
+//! What `sprout ibi` is asked to do, as a plain struct (the CLI fills it,
+//! tests build it directly).
+
+use std::path::PathBuf;
+
+use crate::engine::ProgressTarget;
+
+/// Where upstream's install unit finds the pull secret (relative to the
+/// live system's root).
+pub const PULL_SECRET: &str = "var/tmp/pull-secret.json";
+/// The post-install script the installation ISO carries.
+pub const POST_SCRIPT: &str = "var/tmp/post.sh";
+/// Where the target's root partition is mounted (upstream: `/mnt`).
+pub const TARGET_MOUNT: &str = "mnt";
+/// The live system's container storage, on the extra partition once mounted.
+pub const CONTAINER_STORAGE: &str = "var/lib/containers";
+/// The journal before the disk exists.
+pub const RUN_JOURNAL: &str = "run/sprout/ibi-journal.json";
+/// The journal and the report on the target's root partition (visible as
+/// `/sysroot/var/lib/sprout/` on the installed node).
+pub const TARGET_JOURNAL: &str = "var/lib/sprout/ibi-journal.json";
+pub const TARGET_REPORT: &str = "var/lib/sprout/ibi-report.json";
+/// Upstream's precache progress file (below the live root).
+pub const PRECACHE_STATUS: &str = "var/lib/lca/workspace/precache_status.json";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `ibi-configuration.json` (YAML or JSON).
+    pub config_file: PathBuf,
+    /// The live system's root (`/`; a directory in tests).
+    pub root: PathBuf,
+    /// Preflight and the plan; nothing is changed.
+    pub dry_run: bool,
+    /// Forget a journal of an earlier, different run and start over.
+    pub restart: bool,
+    pub progress_json: Option<ProgressTarget>,
+    /// Keep the seed's own `lca-cli` instead of installing sprout as it.
+    pub keep_seed_agent: bool,
+    /// Where an offline seed's repository is unpacked and a registry seed
+    /// is copied for the preflight (default: the target's root partition
+    /// once mounted; before that the live root's `var/tmp`).
+    pub workdir: Option<PathBuf>,
+    /// The binary installed as `lca-cli` (default: this one).
+    pub agent_binary: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn new(config_file: impl Into<PathBuf>) -> Self {
+        Options {
+            config_file: config_file.into(),
+            root: PathBuf::from("/"),
+            dry_run: false,
+            restart: false,
+            progress_json: None,
+            keep_seed_agent: false,
+            workdir: None,
+            agent_binary: None,
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Everything `sprout ibi` checks before the first byte is written to the
+//! disk (issue #11 "Preflight"). Every failure of a run is collected and
+//! reported together, each naming the field or device and the fix.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use super::config::{self, LoadedConfig};
+use super::options::{Options, PULL_SECRET};
+use crate::api::diag::{InvalidInput, Problems};
+use crate::host::command::{Cmd, find_program};
+use crate::host::disk::preflight::DEFAULT_OS_RESERVE_BYTES;
+use crate::host::disk::{CheckedDisk, DiskRequirements, Inventory, Lsblk, check_disk};
+use crate::host::ostree::Stateroot;
+use crate::seed::{Expectations, PullOptions, Seed, SeedRef};
+
+/// What the preflight found; the plan runs on it.
+pub struct Checked {
+    pub loaded: LoadedConfig,
+    pub disk: CheckedDisk,
+    pub seed_ref: SeedRef,
+    /// The opened seed (an offline one stays open for the restore; a
+    /// registry seed is pulled again by podman into the target's storage).
+    pub seed: Seed,
+    pub seed_digest: String,
+    pub stateroot: Stateroot,
+    /// sfdisk's `start=` of the extra partition (none: useContainersFolder).
+    pub extra_start: Option<String>,
+    /// The bytes the extra partition gets.
+    pub extra_bytes: Option<u64>,
+    pub selinux: bool,
+    /// Free-space estimate, for the log and the plan.
+    pub estimate: String,
+}
+
+/// The programs the run will start, for this configuration.
+pub fn tools_needed(
+    c: &crate::api::ibi_config::IbiConfig,
+    registry_seed: bool,
+    selinux: bool,
+) -> Vec<&'static str> {
+    let mut t = Vec::new();
+    if !c.skip_disk_cleanup {
+        t.extend([
+            "vgs", "pvs", "vgremove", "pvremove", "dmsetup", "mdadm", "wipefs",
+        ]);
+    }
+    t.extend(["coreos-installer", "sfdisk", "mount", "blkid"]);
+    if !c.use_containers_folder {
+        t.extend(["mkfs.xfs", "growpart", "xfs_growfs"]);
+    }
+    if selinux {
+        t.push("restorecon");
+    }
+    if registry_seed || !c.precache_disabled {
+        t.push("podman");
+    }
+    if c.shutdown {
+        t.push("systemctl");
+    }
+    t
+}
+
+/// Runs every check; `Err` carries all problems (an `InvalidInput`).
+pub fn run(opts: &Options) -> Result<Checked> {
+    let file = opts.config_file.display().to_string();
+    let loaded = match config::read(&opts.config_file) {
+        Ok(l) => l,
+        Err(e) => {
+            // Config errors first: nothing else can be checked without it.
+            let mut p = Problems::new(&file);
+            match e.downcast_ref::<config::ConfigError>() {
+                Some(ce) => ce.problems.iter().for_each(|m| p.add("", m.clone())),
+                None => p.add("", format!("{e:#}")),
+            }
+            return Err(InvalidInput(p.into_vec()).into());
+        }
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let c = &loaded.config;
+    let mut p = Problems::new(&file);
+    for m in config::conflicts(c) {
+        p.add("coreosInstallerArgs", m);
+    }
+    let root = opts.root.as_path();
+    let selinux = root.join("sys/fs/selinux/enforce").exists();
+
+    // The disk.
+    let lsblk = read_lsblk(root);
+    let inventory = Inventory::read(root, lsblk).context("reading the machine's disks")?;
+    let req = DiskRequirements {
+        extra_partition: (!c.use_containers_folder).then(|| loaded.extra_partition_start.clone()),
+        os_reserve_bytes: DEFAULT_OS_RESERVE_BYTES,
+        skip_disk_cleanup: c.skip_disk_cleanup,
+    };
+    let disk = match check_disk(&inventory, &c.installation_disk, &req) {
+        Ok(d) => Some(d),
+        Err(problems) => {
+            for d in problems {
+                p.add(
+                    "installationDisk",
+                    format!("{}: {}; {}", d.device, d.problem, d.fix),
+                );
+            }
+            None
+        }
+    };
+    let mut extra_start = None;
+    let mut extra_bytes = None;
+    if let Some(d) = &disk
+        && !c.use_containers_folder
+    {
+        match loaded
+            .extra_partition_start
+            .sfdisk_start(d.size_bytes, d.sector_size)
+        {
+            Ok(s) => {
+                extra_bytes = s
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|sec| sec.checked_mul(d.sector_size))
+                    .and_then(|b| d.size_bytes.checked_sub(b));
+                extra_start = Some(s);
+            }
+            Err(e) => p.add("extraPartitionStart", format!("{e}")),
+        }
+    }
+
+    // The seed.
+    let stateroot = match Stateroot::for_seed_version(&c.seed_version) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            p.add("seedVersion", format!("{e:#}"));
+            None
+        }
+    };
+    let pull_secret = root.join(PULL_SECRET);
+    let auths = read_auths(&pull_secret);
+    let seed_ref = match SeedRef::parse(&c.seed_image) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            p.add("seedImage", format!("{e:#}"));
+            None
+        }
+    };
+    if let Some(SeedRef::Docker(r)) = &seed_ref {
+        need_auth(&mut p, &auths, &pull_secret, registry_of(r), "seedImage");
+    }
+    let pull = PullOptions {
+        authfile: pull_secret.exists().then(|| pull_secret.clone()),
+        workdir: opts.workdir.clone().unwrap_or_else(|| root.join("var/tmp")),
+        ..PullOptions::default()
+    };
+    let expect = Expectations {
+        seed_version: Some(c.seed_version.clone()),
+        extra_partition_label: (!c.use_containers_folder).then(|| c.extra_partition_label.clone()),
+    };
+    let seed = seed_ref.as_ref().and_then(|r| {
+        match Seed::open(r, &pull, &expect).and_then(|s| s.verify().map(|()| s)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                p.add("seedImage", format!("{e:#}"));
+                None
+            }
+        }
+    });
+    if let Some(s) = &seed
+        && !c.precache_disabled
+    {
+        let info = s.cluster_info();
+        let registry =
+            if !c.release_registry.is_empty() && c.release_registry != info.release_registry {
+                c.release_registry.as_str()
+            } else {
+                info.release_registry.as_str()
+            };
+        if !registry.is_empty() && !s.containers().is_empty() {
+            need_auth(
+                &mut p,
+                &auths,
+                &pull_secret,
+                registry_of(registry),
+                "releaseRegistry",
+            );
+        }
+    }
+
+    // Tools.
+    let registry_seed = matches!(seed_ref, Some(SeedRef::Docker(_)));
+    for t in tools_needed(c, registry_seed, selinux) {
+        if find_program(t).is_none() {
+            p.add(
+                "",
+                format!("{t} is not on PATH; install it or add its directory to PATH"),
+            );
+        }
+    }
+
+    let estimate = match (&seed, &disk) {
+        (Some(s), Some(d)) => {
+            let seed_bytes = s
+                .image_size()
+                .map_or("unknown".into(), |b| format!("{b} bytes"));
+            format!(
+                "disk {} has {} bytes; extra partition {}; seed image {seed_bytes}; {} precache images",
+                d.dev_path,
+                d.size_bytes,
+                extra_bytes.map_or("none (useContainersFolder)".into(), |b| format!(
+                    "{b} bytes"
+                )),
+                s.containers().len()
+            )
+        }
+        _ => String::new(),
+    };
+    let problems = p.into_vec();
+    match (problems.is_empty(), disk, seed_ref, seed, stateroot) {
+        (true, Some(disk), Some(seed_ref), Some(seed), Some(stateroot)) => {
+            let seed_digest = seed_digest(&seed);
+            Ok(Checked {
+                loaded,
+                disk,
+                seed_ref,
+                seed,
+                seed_digest,
+                stateroot,
+                extra_start,
+                extra_bytes,
+                selinux,
+                estimate,
+            })
+        }
+        _ => Err(InvalidInput(problems).into()),
+    }
+}
+
+/// What identifies the seed for the journal: its commit and manifest.
+fn seed_digest(seed: &Seed) -> String {
+    let mut bytes = seed.booted_deployment().checksum.clone().into_bytes();
+    bytes.extend_from_slice(seed.cluster_info_json());
+    crate::hash::hex(&crate::hash::sha256(&bytes))
+}
+
+fn read_lsblk(root: &Path) -> Option<Lsblk> {
+    if root != Path::new("/") {
+        // A test root: lsblk would describe this machine, not the fixture.
+        return None;
+    }
+    let out = Cmd::new("lsblk")
+        .args(["--json", "-O", "-b"])
+        .run_capture(16 << 20)
+        .ok()?;
+    Lsblk::parse(&out).ok()
+}
+
+/// The registry host of an image reference (`host[:port]`, or docker.io).
+pub fn registry_of(image: &str) -> &str {
+    let image = image.strip_prefix("docker://").unwrap_or(image);
+    let first = image.split('/').next().unwrap_or(image);
+    if !image.contains('/') && (first.contains('.') || first.contains(':')) {
+        // A bare registry name, as releaseRegistry is.
+        return first;
+    }
+    if image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+        first
+    } else {
+        "docker.io"
+    }
+}
+
+/// The registries the pull secret has credentials for (`None`: no readable
+/// file).
+fn read_auths(path: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read(path).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    Some(
+        v.get("auths")?
+            .as_object()?
+            .keys()
+            .map(|k| {
+                let k = k
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://");
+                k.split('/').next().unwrap_or(k).to_string()
+            })
+            .collect(),
+    )
+}
+
+fn need_auth(
+    p: &mut Problems,
+    auths: &Option<Vec<String>>,
+    file: &Path,
+    registry: &str,
+    field: &str,
+) {
+    match auths {
+        None => p.add(
+            field,
+            format!(
+                "the pull secret {} is missing or not JSON with \"auths\"; it needs credentials \
+                 for {registry}",
+                file.display()
+            ),
+        ),
+        Some(a) if !a.iter().any(|h| h == registry) => p.add(
+            field,
+            format!(
+                "the pull secret {} has no credentials for {registry}; add an \"auths\" entry for it \
+                 (the pull would fail only after the disk was written)",
+                file.display()
+            ),
+        ),
+        Some(_) => {}
+    }
+}

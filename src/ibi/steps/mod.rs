@@ -1,0 +1,149 @@
+//! The steps of `sprout ibi` (lifecycle-agent.md §2.4 A–G) as one list of
+//! named values; each has a check that looks at the real machine, a run
+//! and a `Kind` saying how it behaves after an interruption.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::options::{CONTAINER_STORAGE, Options, TARGET_MOUNT};
+use super::preflight::Checked;
+use crate::engine::{Check, Ctx, Kind, Plan, Step, StepId};
+use crate::host::disk::Sfdisk;
+use crate::host::ostree::{DeploymentInfo, OstreeSysroot};
+
+mod disk;
+mod finish;
+mod restore;
+
+/// The flow's state: the preflight's findings and the run's options.
+pub struct IbiState {
+    pub checked: Checked,
+    pub opts: Options,
+    /// Set by the last step: `ibi::run` powers off after the report.
+    pub power_off: bool,
+}
+
+impl IbiState {
+    /// The live system's root (host path).
+    pub fn live(&self) -> &Path {
+        &self.opts.root
+    }
+    /// Where the target's root partition is mounted (the ostree sysroot).
+    pub fn target(&self) -> PathBuf {
+        self.opts.root.join(TARGET_MOUNT)
+    }
+    /// The live system's container storage (the extra partition).
+    pub fn storage(&self) -> PathBuf {
+        self.opts.root.join(CONTAINER_STORAGE)
+    }
+    pub fn disk(&self) -> &str {
+        &self.checked.disk.dev_path
+    }
+    pub fn label(&self) -> &str {
+        &self.checked.loaded.config.extra_partition_label
+    }
+    /// The target disk's partition table now (`sfdisk --json`).
+    pub fn table(&self, ctx: &Ctx<'_>) -> Result<Sfdisk> {
+        let out = ctx
+            .command("sfdisk")
+            .arg("--json")
+            .arg(self.disk())
+            .describe("reading the partition table")
+            .run_capture(4 << 20)?;
+        Sfdisk::parse(&out)
+    }
+    /// The table, or `None` when the disk has none (yet) or cannot be read.
+    pub fn table_if_any(&self, ctx: &Ctx<'_>) -> Option<Sfdisk> {
+        self.table(ctx).ok()
+    }
+    /// The device node of the partition named `name` on the target disk
+    /// (by GPT name, never by index: W9).
+    pub fn partition(&self, ctx: &Ctx<'_>, name: &str) -> Result<String> {
+        Ok(self.table(ctx)?.partition_by_name(name)?.node.clone())
+    }
+    pub fn sysroot(&self) -> Result<OstreeSysroot> {
+        OstreeSysroot::open(&self.target())
+    }
+    /// The sysroot if the target is mounted and holds one.
+    pub fn sysroot_if_any(&self) -> Option<OstreeSysroot> {
+        self.target()
+            .join("ostree/repo")
+            .is_dir()
+            .then(|| self.sysroot().ok())
+            .flatten()
+    }
+    /// The seed's deployment, once deployed.
+    pub fn deployment(&self) -> Result<Option<DeploymentInfo>> {
+        let Some(sysroot) = self.sysroot_if_any() else {
+            return Ok(None);
+        };
+        let c = &self.checked;
+        crate::ibi::restore::seed_deployment(&c.seed, &sysroot, &c.stateroot)
+    }
+    pub fn require_deployment(&self) -> Result<DeploymentInfo> {
+        self.deployment()?
+            .context("the seed is not deployed on the target yet (step deploy-seed)")
+    }
+}
+
+type CheckFn = fn(&Ctx<'_>, &IbiState) -> Result<Check>;
+type RunFn = fn(&Ctx<'_>, &mut IbiState) -> Result<()>;
+
+/// One step as plain data, so the flow reads as the list in [`plan`].
+pub struct IbiStep {
+    pub id: &'static str,
+    pub description: &'static str,
+    pub kind: Kind,
+    /// The commands and paths, for `--dry-run`.
+    pub explain: fn(&IbiState) -> String,
+    pub check: CheckFn,
+    pub run: RunFn,
+    /// `Kind::RedoFromClean` only: what undoes a half-done run.
+    pub clean: Option<RunFn>,
+}
+
+impl Step<IbiState> for IbiStep {
+    fn id(&self) -> StepId {
+        StepId::new(self.id)
+    }
+    fn description(&self) -> String {
+        self.description.to_string()
+    }
+    fn explain(&self, state: &IbiState) -> String {
+        (self.explain)(state)
+    }
+    fn kind(&self) -> Kind {
+        self.kind
+    }
+    fn check(&self, ctx: &Ctx<'_>, state: &IbiState) -> Result<Check> {
+        (self.check)(ctx, state)
+    }
+    fn clean(&self, ctx: &Ctx<'_>, state: &mut IbiState) -> Result<()> {
+        match self.clean {
+            Some(f) => f(ctx, state),
+            None => Ok(()),
+        }
+    }
+    fn run(&self, ctx: &Ctx<'_>, state: &mut IbiState) -> Result<()> {
+        (self.run)(ctx, state)
+    }
+}
+
+/// The whole flow, in upstream's order (§2.4 A–G).
+pub fn plan() -> Plan<IbiState> {
+    let mut p = Plan::new("ibi");
+    for s in disk::steps()
+        .into_iter()
+        .chain(restore::steps())
+        .chain(finish::steps())
+    {
+        p = p.step(s);
+    }
+    p
+}
+
+/// A command line for the plan text.
+pub(crate) fn shown(program: &str, args: &[&str]) -> String {
+    crate::host::command::Cmd::new(program).args(args).display()
+}
