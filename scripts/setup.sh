@@ -3,7 +3,7 @@
 # the apt packages listed in scripts/apt/*.list (one a line, # comments) are
 # installed only when missing, and scripts/setup.d/*.sh run in order (each
 # must itself be idempotent). Rust comes from rustup (edition 2024 needs
-# Rust >= 1.88; Debian's cargo is too old).
+# Rust >= 1.89; Debian's cargo is too old).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found; install Rust >= 1.88 with rustup (https://rustup.rs) and re-run" >&2
+  echo "setup: cargo not found; install Rust >= 1.89 with rustup (https://rustup.rs) and re-run" >&2
   exit 1
 fi
 
