@@ -163,7 +163,7 @@ pub fn build_iso(base: &Path, out: &Path, generated: &Generated, force: bool) ->
     write_atomic_with(out, PUBLIC_MODE, |tmp| {
         src.seek(SeekFrom::Start(0))
             .context("rewinding the base ISO")?;
-        let copied = std::io::copy(&mut src, tmp).context("copying the base ISO")?;
+        let copied = crate::host::copy::durable_copy(&mut src, tmp)?.bytes;
         if copied != size {
             bail!(
                 "copied {copied} bytes of the base ISO, expected {size}; was it changed while being read?"
