@@ -67,18 +67,38 @@ pub struct ApiCrypto {
     pub admin_kubeconfig_client: CertKey,
 }
 
+/// RSA keys of a cluster identity: four API signers, the admin client
+/// and the ingress-operator signer.
+const CLUSTER_KEYS: usize = 6;
+
 /// Generates the kube-apiserver serving signers, the admin-kubeconfig signer
 /// and the admin client certificate it signs.
 pub fn generate_api_crypto() -> Result<ApiCrypto> {
-    let signer = |cn: &str| {
-        self_signed_ca(&openshift_subject(cn)?, TEN_YEARS_SECS)
+    api_crypto_from(new_rsa_keys(CLUSTER_KEYS - 1)?)
+}
+
+/// Generates [`generate_api_crypto`]'s signers and the ingress-operator
+/// signer, their keys all at once on the machine's cores (RSA key
+/// generation is nearly all of `create config-image`'s time).
+pub fn generate_cluster_crypto() -> Result<(ApiCrypto, CertKey)> {
+    let mut keys = new_rsa_keys(CLUSTER_KEYS)?;
+    let ingress_key = keys.pop().context("generating the ingress-operator key")?;
+    Ok((api_crypto_from(keys)?, ingress_signer_from(ingress_key)?))
+}
+
+fn api_crypto_from(keys: Vec<PKey<Private>>) -> Result<ApiCrypto> {
+    let mut keys = keys.into_iter();
+    let mut signer = |cn: &str| {
+        let key = keys.next().context("too few RSA keys")?;
+        self_signed_ca(&openshift_subject(cn)?, TEN_YEARS_SECS, key)
             .with_context(|| format!("generating the {cn} certificate"))
     };
     let lb_signer = signer("kube-apiserver-lb-signer")?;
     let localhost_signer = signer("kube-apiserver-localhost-signer")?;
     let service_network_signer = signer("kube-apiserver-service-network-signer")?;
     let admin_kubeconfig_signer = signer("admin-kubeconfig-signer")?;
-    let admin_kubeconfig_client = admin_client(&admin_kubeconfig_signer)
+    let client_key = keys.next().context("too few RSA keys")?;
+    let admin_kubeconfig_client = admin_client(&admin_kubeconfig_signer, client_key)
         .context("generating the admin-kubeconfig client certificate")?;
     Ok(ApiCrypto {
         lb_signer,
@@ -92,11 +112,16 @@ pub fn generate_api_crypto() -> Result<ApiCrypto> {
 /// Generates the ingress-operator signer, CN `ingress-operator@<unix secs>`
 /// as the ingress operator itself names it; newer installers drop the OU.
 pub fn generate_ingress_signer() -> Result<CertKey> {
+    ingress_signer_from(new_rsa_key()?)
+}
+
+fn ingress_signer_from(key: PKey<Private>) -> Result<CertKey> {
     let now = unix_now()?;
     let mut name = X509NameBuilder::new().context("creating subject name")?;
     name.append_entry_by_nid(Nid::COMMONNAME, &format!("ingress-operator@{now}"))
         .context("setting subject common name")?;
-    self_signed_ca(&name.build(), TWO_YEARS_SECS).context("generating the ingress-operator signer")
+    self_signed_ca(&name.build(), TWO_YEARS_SECS, key)
+        .context("generating the ingress-operator signer")
 }
 
 /// Checks that `key_pem` is the private key of `cert_pem` (used by tests and
@@ -133,6 +158,22 @@ fn openshift_subject(cn: &str) -> Result<X509Name> {
     name.append_entry_by_nid(Nid::COMMONNAME, cn)
         .context("setting subject common name")?;
     Ok(name.build())
+}
+
+/// `n` keys, each on its own thread: the scheduler spreads them over the
+/// cores, and more threads than cores evens out prime searches of very
+/// different lengths.
+fn new_rsa_keys(n: usize) -> Result<Vec<PKey<Private>>> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..n).map(|_| scope.spawn(new_rsa_key)).collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("an RSA key generation thread panicked"))?
+            })
+            .collect()
+    })
 }
 
 fn new_rsa_key() -> Result<PKey<Private>> {
@@ -239,8 +280,7 @@ fn to_cert_key(cert: &X509, key: &PKey<Private>) -> Result<CertKey> {
     })
 }
 
-fn self_signed_ca(subject: &X509Name, validity_secs: i64) -> Result<CertKey> {
-    let key = new_rsa_key()?;
+fn self_signed_ca(subject: &X509Name, validity_secs: i64, key: PKey<Private>) -> Result<CertKey> {
     let now = unix_now()?;
     let mut builder = base_builder(subject, &key, now, now + validity_secs)?;
     builder
@@ -269,7 +309,7 @@ fn self_signed_ca(subject: &X509Name, validity_secs: i64) -> Result<CertKey> {
 
 /// `O=system:masters, CN=system:admin`, signed by the admin-kubeconfig
 /// signer. NotBefore is the signer's, as in Go's `SignedCertificate`.
-fn admin_client(signer: &CertKey) -> Result<CertKey> {
+fn admin_client(signer: &CertKey, key: PKey<Private>) -> Result<CertKey> {
     let ca_cert =
         X509::from_pem(signer.cert_pem.as_bytes()).context("parsing signer certificate")?;
     let ca_key =
@@ -295,7 +335,6 @@ fn admin_client(signer: &CertKey) -> Result<CertKey> {
         .context("setting subject common name")?;
     let subject = name.build();
 
-    let key = new_rsa_key()?;
     let not_before = asn1_time_to_unix(ca_cert.not_before())?;
     let mut builder = base_builder(&subject, &key, not_before, unix_now()? + TEN_YEARS_SECS)?;
     builder

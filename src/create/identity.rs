@@ -50,15 +50,25 @@ pub enum Origin {
 impl ClusterIdentity {
     pub fn generate(cluster_name: &str) -> Result<Self> {
         let kubeadmin_password = password::generate_kubeadmin_password()?;
+        // The keys and the bcrypt hash are the slow parts: side by side.
+        let (crypto, hash) = std::thread::scope(|scope| {
+            let keys = scope.spawn(crypto::generate_cluster_crypto);
+            let hash = password::hash_kubeadmin_password(&kubeadmin_password);
+            let keys = keys
+                .join()
+                .map_err(|_| anyhow::anyhow!("the key generation thread panicked"));
+            (keys, hash)
+        });
+        let (api_crypto, ingress_signer) = crypto??;
         Ok(Self {
             version: STATE_VERSION,
             cluster_id: uuid::Uuid::new_v4().to_string(),
             infra_id: infra_id(cluster_name)?,
             infra_id_cluster_name: cluster_name.to_string(),
-            kubeadmin_password_hash: password::hash_kubeadmin_password(&kubeadmin_password)?,
+            kubeadmin_password_hash: hash?,
             kubeadmin_password,
-            api_crypto: crypto::generate_api_crypto()?,
-            ingress_signer: crypto::generate_ingress_signer()?,
+            api_crypto,
+            ingress_signer,
         })
     }
 

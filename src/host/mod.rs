@@ -1,6 +1,7 @@
 //! Everything that touches the machine.
 
 pub mod command;
+pub mod copy;
 pub mod disk;
 pub mod etcd;
 pub mod fs;

@@ -37,6 +37,9 @@ pub struct SeedSpec {
     pub var_payload: u64,
     /// Bytes of extra content in the ostree commit.
     pub ostree_payload: u64,
+    /// Small files (each one ostree object) in the commit's `usr/share`,
+    /// as a real OS tree has tens of thousands; 0 for tests.
+    pub ostree_small_files: usize,
     /// Small files in `var/lib/misc`.
     pub var_small_files: usize,
     pub layer: LayerCompression,
@@ -88,6 +91,7 @@ impl Default for SeedSpec {
             containers,
             var_payload: 2 << 20,
             ostree_payload: 256 << 10,
+            ostree_small_files: 0,
             var_small_files: 40,
             layer: LayerCompression::Gzip,
             write_images: true,
@@ -127,7 +131,7 @@ impl SeedSpec {
     pub fn build(&self, work: &Path) -> Result<BuiltSeed> {
         let root = work.join("root");
         fs::create_dir_all(&root).context("creating the seed root")?;
-        let commit = ostree_commit(work, self.ostree_payload)?;
+        let commit = ostree_commit(work, self.ostree_payload, self.ostree_small_files)?;
         let manifest_json = serde_json::to_vec(&self.info)?;
         let lca_cli = b"#!/bin/sh\necho 'synthetic lca-cli for sprout tests'\n".to_vec();
         let deployment = format!("{commit}.0");
@@ -377,7 +381,7 @@ impl SeedSpec {
 /// Makes the commit the seed's booted deployment runs: a small OS tree
 /// with a kernel and initramfs and `usr/etc`, in an archive-mode repo at
 /// `work/repo`. Returns its checksum.
-fn ostree_commit(work: &Path, payload: u64) -> Result<String> {
+fn ostree_commit(work: &Path, payload: u64, small_files: usize) -> Result<String> {
     let tree = work.join("tree");
     let modules = tree.join("usr/lib/modules").join(KERNEL_VERSION);
     fs::create_dir_all(&modules)?;
@@ -398,6 +402,15 @@ fn ostree_commit(work: &Path, payload: u64) -> Result<String> {
         "# deleted on the seed\n",
     )?;
     fs::write(tree.join("usr/bin/true"), "#!/bin/sh\n")?;
+    // Sizes like an OS tree's: mostly a few KiB, 256 files a directory.
+    for i in 0..small_files {
+        let dir = tree.join(format!("usr/share/sprout/small/{:03}", i / 256));
+        if i % 256 == 0 {
+            fs::create_dir_all(&dir)?;
+        }
+        let size = 32 + (i as u64).wrapping_mul(2_654_435_761) % 12_288;
+        write_payload(&dir.join(format!("f{i:05}")), size, 0x100 + i as u64)?;
+    }
     let repo = work.join("repo");
     let repo_arg = format!("--repo={}", repo.display());
     Cmd::new("ostree")
