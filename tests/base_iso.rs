@@ -328,7 +328,10 @@ fn damaged_cache_entry_and_still_wrong_download_is_refused() {
 #[test]
 fn xz_download_is_decompressed_and_verified() {
     let Ok(xz) = std::fs::read(FIXTURE_XZ) else {
-        eprintln!("SKIP: xz_download_is_decompressed_and_verified: {FIXTURE_XZ} is missing");
+        skip_or_fail(
+            "xz_download_is_decompressed_and_verified",
+            &format!("{FIXTURE_XZ} is missing (../shared beside the clone)"),
+        );
         return;
     };
     let mut iso = Vec::new();

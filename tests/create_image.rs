@@ -21,7 +21,10 @@ const CONFIG: &str = "image-based-installation-config.yaml";
 fn fixtures() -> Option<(tempfile::TempDir, Vec<PathBuf>)> {
     let dir = repo().join("../shared/fixtures/coreos-live-iso");
     if !dir.is_dir() {
-        eprintln!("SKIP: {} is missing", dir.display());
+        skip_or_fail(
+            "create_image fixtures",
+            &format!("{} is missing (../shared beside the clone)", dir.display()),
+        );
         return None;
     }
     let out = tempfile::tempdir().unwrap();

@@ -55,9 +55,9 @@ fn env(test: &str) -> Option<(MutexGuard<'static, ()>, &'static Env)> {
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     match ENV.get_or_init(setup) {
         Ok(env) => Some((guard, env)),
-        // A deliberate SPROUT_VM_TESTS=skip is honoured even under CI;
-        // anything else missing there is a broken setup.
-        Err(why) if in_ci() && why != VM_TESTS_SKIP => {
+        // Under CI nothing may skip, not even on purpose: a green CI run
+        // must mean the scenarios ran.
+        Err(why) if in_ci() => {
             panic!("{test} would be skipped, but CI=true: {why}")
         }
         Err(why) => {
