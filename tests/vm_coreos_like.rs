@@ -345,7 +345,6 @@ fn coreos_like_metal_installs_and_boots() {
 /// `coreos-installer iso ignition embed` is applied by real Ignition (the
 /// embed area appended to the initramfs, as CoreOS live boots do).
 #[test]
-#[ignore = "Debian's Ignition stops at SELinux relabelling (setfiles); see vm-tests/coreos-like.md"]
 fn coreos_like_live_iso_applies_embedded_ignition() {
     let name = "coreos_like_live_iso_applies_embedded_ignition";
     let Some((_g, env)) = env(name) else {
