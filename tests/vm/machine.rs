@@ -54,6 +54,17 @@ pub struct Spec {
     pub disks: Vec<PathBuf>,
     /// Replaces the image's initramfs.
     pub initrd: Option<PathBuf>,
+    /// Replaces the image's kernel (another OS, e.g. the CoreOS-like one).
+    pub kernel: Option<PathBuf>,
+    /// Replaces the image's root disk (attached with a snapshot unless
+    /// `root_writable`).
+    pub root_disk: Option<PathBuf>,
+    /// The root disk's writes reach the file.
+    pub root_writable: bool,
+    /// Replaces `root=/dev/vda rw` at the head of the kernel command line.
+    pub root_args: Option<Vec<String>>,
+    /// More read-only 9p shares: (mount tag, host directory).
+    pub shares: Vec<(String, PathBuf)>,
     pub timeout: Duration,
     pub hooks: Vec<Hook>,
 }
@@ -66,6 +77,11 @@ impl Spec {
             cdrom: Cdrom::None,
             disks: Vec::new(),
             initrd: None,
+            kernel: None,
+            root_disk: None,
+            root_writable: false,
+            root_args: None,
+            shares: Vec::new(),
             timeout,
             hooks: Vec::new(),
         }
@@ -174,10 +190,12 @@ pub fn boot(image: &Path, share: &Path, accel: Accel, dir: &Path, spec: &Spec) -
         dir.join("result.log"),
         dir.join("qmp.sock"),
     );
-    let mut cmdline = vec![
-        "root=/dev/vda".to_string(),
-        "rw".into(),
-        "console=ttyS0".into(),
+    let mut cmdline = spec
+        .root_args
+        .clone()
+        .unwrap_or_else(|| vec!["root=/dev/vda".to_string(), "rw".into()]);
+    cmdline.extend([
+        "console=ttyS0".to_string(),
         "quiet".into(),
         "systemd.show_status=false".into(),
         "panic=-1".into(),
@@ -186,7 +204,7 @@ pub fn boot(image: &Path, share: &Path, accel: Accel, dir: &Path, spec: &Spec) -
         // reaction, so the kernel is asked to notice within 100 ms.
         "block.events_dfl_poll_msecs=100".into(),
         format!("sprout.scenario={}", spec.scenario),
-    ];
+    ]);
     cmdline.extend(spec.args.iter().map(|(k, v)| format!("sprout.{k}={v}")));
     let initrd = spec
         .initrd
@@ -203,16 +221,22 @@ pub fn boot(image: &Path, share: &Path, accel: Accel, dir: &Path, spec: &Spec) -
         // soft lockups until the scenario timed out.
         Accel::Tcg => cmd.args(["-accel", "tcg", "-smp", "1"]),
     };
+    let kernel = spec.kernel.clone().unwrap_or_else(|| image.join("vmlinuz"));
+    let root_disk = spec
+        .root_disk
+        .clone()
+        .unwrap_or_else(|| image.join("rootfs.img"));
+    let snapshot = if spec.root_writable { "off" } else { "on" };
     cmd.arg("-kernel")
-        .arg(image.join("vmlinuz"))
+        .arg(&kernel)
         .arg("-initrd")
         .arg(&initrd)
         .arg("-append")
         .arg(cmdline.join(" "))
         .arg("-drive")
         .arg(format!(
-            "file={},if=virtio,format=raw,snapshot=on,cache=unsafe",
-            image.join("rootfs.img").display()
+            "file={},if=virtio,format=raw,snapshot={snapshot},cache=unsafe",
+            root_disk.display()
         ))
         .arg("-virtfs")
         .arg(format!(
@@ -240,6 +264,12 @@ pub fn boot(image: &Path, share: &Path, accel: Accel, dir: &Path, spec: &Spec) -
     }
     if !matches!(spec.cdrom, Cdrom::None) {
         cmd.args(["-device", &format!("ide-cd,drive=cd0,id={CDROM_ID}")]);
+    }
+    for (tag, dir) in &spec.shares {
+        cmd.arg("-virtfs").arg(format!(
+            "local,path={},mount_tag={tag},security_model=none,readonly=on",
+            dir.display()
+        ));
     }
     for disk in &spec.disks {
         cmd.arg("-drive")
