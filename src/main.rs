@@ -9,6 +9,8 @@ use sprout::host::stdout::{self, BrokenPipe};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     sprout::logging::init(cli.verbose, cli.quiet);
+    // Only post-pivot's unit tells a terminal failure by its exit status.
+    let is_post_pivot = matches!(cli.command, Command::PostPivot(_));
     let result = match cli.command {
         Command::Create(CreateCommand::ConfigTemplate(args)) => {
             sprout::create::template::write_config_template(&(&args).into())
@@ -53,7 +55,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // `{:#}` prints the context chain on one line: "doing X: cause".
             tracing::error!("{e:#}");
-            if sprout::postpivot::flow::is_terminal(&e) {
+            if is_post_pivot && sprout::postpivot::flow::is_terminal(&e) {
                 // The unit does not restart on this one (W5).
                 return ExitCode::from(sprout::postpivot::flow::TERMINAL_EXIT);
             }
