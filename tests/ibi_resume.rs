@@ -150,7 +150,13 @@ fn killed_at_step_boundaries_and_mid_extraction_it_resumes_to_the_same_end() {
         var_entry["reason"], "resumed after an interrupted run",
         "{journal}"
     );
-    assert_eq!(var_entry["attempts"], 2, "{journal}");
+    // At least the mid-extraction kill and the rerun; a kill meant for the
+    // boundary after deploy-seed can land once restore-var has begun on a
+    // loaded machine, which adds an attempt without changing the end state.
+    assert!(
+        var_entry["attempts"].as_u64().is_some_and(|n| n >= 2),
+        "{journal}"
+    );
     let installs = m
         .calls()
         .lines()
