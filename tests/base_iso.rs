@@ -15,6 +15,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::json;
+use support::skip_or_fail;
+
+mod support;
 use sprout::create::base_iso::{BaseIsoOptions, resolve};
 
 const FIXTURE_XZ: &str = concat!(
