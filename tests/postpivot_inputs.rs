@@ -121,6 +121,14 @@ fn a_journal_for_another_configuration_is_refused_and_nothing_changes() {
     let issue =
         std::fs::read_to_string(root.join("etc/issue.d/50-sprout-post-pivot.issue")).unwrap();
     assert!(issue.contains("other inputs"), "{issue}");
+    // --dry-run, what a field engineer runs next, says the same.
+    let mut dry = opts.clone();
+    dry.dry_run = true;
+    let e = flow::run_with(&dry, Box::new(NotReached), Box::new(NotReached)).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("is of a run for other inputs"),
+        "{e:#}"
+    );
     // The journal is kept as it was: it is the record of what was done.
     let kept: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();

@@ -75,10 +75,12 @@ pub fn is_terminal(e: &anyhow::Error) -> bool {
 
 /// Runs the flow with the production cluster client.
 pub fn run(opts: &Options) -> Result<Finished> {
+    // Below `--root`, like every other file of the flow (`/` on the node).
+    let kubeconfig = opts.root.join(LB_EXT_KUBECONFIG.trim_start_matches('/'));
     let applier = KubeApplier {
-        kubeconfig: PathBuf::from(LB_EXT_KUBECONFIG),
+        kubeconfig: kubeconfig.clone(),
     };
-    let cluster = KubeCluster::new(PathBuf::from(LB_EXT_KUBECONFIG), ApplyOptions::default())?;
+    let cluster = KubeCluster::new(kubeconfig, ApplyOptions::default())?;
     run_with(opts, Box::new(cluster), Box::new(applier))
 }
 
@@ -131,7 +133,10 @@ pub fn run_with(
     let mut progress = Progress::standard(None)?;
     let journal = Location::new(Root::open(&opts.root)?, status::JOURNAL_FILE);
     systemd::ready("post-pivot starting");
-    if !opts.dry_run {
+    if opts.dry_run {
+        // Read-only: says why a start would be refused (no discovery here).
+        fingerprint::check_journal(&journal, &fingerprint::inputs(&root)?)?;
+    } else {
         shutdown::install()?;
         bridge_shutdown(&cancel);
         let mut first = Status::new(attempt);
