@@ -154,6 +154,35 @@ fn a_full_run_against_the_api_test_server_succeeds() {
         unknown_kind_grace: Duration::from_secs(2),
         ..ApplyOptions::default()
     };
+    // First start: kubelet runs but the API server does not answer within
+    // the configured `api` limit. The start fails (not terminal: the unit
+    // retries) saying what it waited for.
+    std::fs::create_dir_all(root.join("etc/sprout")).unwrap();
+    std::fs::write(root.join("etc/sprout/post-pivot.json"), r#"{"api": 3}"#).unwrap();
+    server.fail_always(503);
+    let first = flow::run_with(
+        &opts,
+        Box::new(KubeCluster::new(kubeconfig.clone(), bounds.clone()).unwrap()),
+        Box::new(KubeApplier {
+            kubeconfig: kubeconfig.clone(),
+        }),
+    );
+    let text = format!("{:#}", first.unwrap_err());
+    assert!(
+        text.contains("the API server (listing the nodes)"),
+        "{text}"
+    );
+    assert!(text.contains("etc/sprout/post-pivot.json"), "{text}");
+    let status: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("var/lib/sprout/post-pivot-status.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["current_step"], "api", "{status}");
+    assert_eq!(status["attempt"], 1);
+
+    // Second start, the API server up: it resumes after recert and ends.
+    server.stop_failing();
     let cluster = KubeCluster::new(kubeconfig.clone(), bounds).unwrap();
     let applier = KubeApplier { kubeconfig };
     let result = flow::run_with(&opts, Box::new(cluster), Box::new(applier));
@@ -277,6 +306,11 @@ fn a_full_run_against_the_api_test_server_succeeds() {
     // The node side finished too: unit disabled, working dir gone, etcd
     // stopped.
     let got = node::recorded(&log, &root);
+    let recerts = got
+        .iter()
+        .filter(|l| l.starts_with("podman run") && l.contains("--name recert "))
+        .count();
+    assert_eq!(recerts, 1, "recert ran again on the second start: {got:#?}");
     assert!(
         got.iter()
             .any(|l| l == "systemctl disable installation-configuration.service"),

@@ -169,6 +169,13 @@ impl KubeApiServer {
         self.lock().failures.always = Some(status);
     }
 
+    /// Serves again after [`Self::fail_always`] (the API server came up).
+    pub fn stop_failing(&self) {
+        let mut shared = self.lock();
+        shared.failures.always = None;
+        shared.failures.next = 0;
+    }
+
     /// How many of the `fail_next` failures are still to come.
     pub fn failures_left(&self) -> u32 {
         self.lock().failures.next

@@ -318,3 +318,24 @@ async fn label_once(nodes: &Api<Node>, patch: &Value) -> std::result::Result<Str
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_is_replaced_as_a_literal_prefix_only() {
+        let r = |i: &str| replace_registry(i, "quay.io", "mirror.site:5000");
+        assert_eq!(
+            r("quay.io/openshift-release-dev/ocp-release@sha256:ab"),
+            "mirror.site:5000/openshift-release-dev/ocp-release@sha256:ab"
+        );
+        // Upstream's unescaped regex would have matched `quayXio`.
+        assert_eq!(r("quayXio/a/b:1"), "quayXio/a/b:1");
+        assert_eq!(
+            r("registry.example.com/quay.io/x"),
+            "registry.example.com/quay.io/x"
+        );
+        assert_eq!(replace_registry("quay.io/a", "", "x"), "quay.io/a");
+    }
+}
