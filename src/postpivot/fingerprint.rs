@@ -70,3 +70,33 @@ pub fn check_journal(at: &Location, now: &Fingerprint) -> Result<()> {
         diffs.join("; ")
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_follows_the_bytes_of_both_inputs() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::open(d.path()).unwrap();
+        let fp = inputs(&root).unwrap();
+        assert_eq!(fp.get("config"), Some("none"));
+        assert_eq!(fp.get("seed"), Some("none"));
+        assert_eq!(fp.get("job"), Some("post-pivot"));
+        std::fs::create_dir_all(d.path().join("opt/openshift/cluster-configuration")).unwrap();
+        std::fs::create_dir_all(d.path().join("var/seed_data")).unwrap();
+        std::fs::write(d.path().join(reconfig_path()), b"{\"a\":1}").unwrap();
+        std::fs::write(d.path().join(SEED_INFO), b"{}").unwrap();
+        let one = inputs(&root).unwrap();
+        assert!(one.get("config").unwrap().starts_with("sha256:"));
+        std::fs::write(d.path().join(reconfig_path()), b"{\"a\":2}").unwrap();
+        let two = inputs(&root).unwrap();
+        assert_eq!(
+            one.differences(&two).len(),
+            1,
+            "{:?}",
+            one.differences(&two)
+        );
+        assert_eq!(one.get("seed"), two.get("seed"));
+    }
+}
