@@ -111,6 +111,11 @@ where
             Ok(Err(Failure::Transient(e))) => e,
             Err(_) => anyhow!("no answer within {limit:?}"),
         };
+        // A shutdown ends the retrying (the step is resumed next boot)
+        // instead of outliving systemd's stop timeout.
+        if let Err(stop) = crate::host::shutdown::check() {
+            return Err(anyhow::Error::new(stop).context(format!("{what} (last error: {error:#})")));
+        }
         let remaining = deadline.remaining();
         if last_said.elapsed() >= opts.announce_every || attempts == 1 {
             tracing::warn!("{what}: {error:#}; retrying (attempt {attempts}, {remaining:?} left)");
