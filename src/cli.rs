@@ -409,6 +409,53 @@ mod tests {
     }
 
     #[test]
+    fn config_image_arguments_become_one_request_for_every_site() {
+        use crate::create::config_image::IsoOutput;
+        let Command::Create(CreateCommand::ConfigImage(a)) = parse(&[
+            "sprout",
+            "create",
+            "config-image",
+            "--dir",
+            "a",
+            "--dir",
+            "b",
+            "--jobs",
+            "3",
+            "--json",
+        ]) else {
+            unreachable!("config-image parses as config-image")
+        };
+        let r = crate::create::batch::Request::try_from(&a).unwrap();
+        let dirs: Vec<&str> = r.sites.iter().map(|s| s.dir.to_str().unwrap()).collect();
+        assert_eq!(dirs, ["a", "b"]);
+        assert_eq!(r.jobs, 3);
+        assert!(r.json);
+        assert!(r.check().is_ok());
+
+        let Command::Create(CreateCommand::ConfigImage(a)) =
+            parse(&["sprout", "create", "config-image", "--output", "-"])
+        else {
+            unreachable!("config-image parses as config-image")
+        };
+        let r = crate::create::batch::Request::try_from(&a).unwrap();
+        assert_eq!(r.sites[0].dir, PathBuf::from("."));
+        assert_eq!(r.sites[0].output, IsoOutput::Stdout);
+        assert!(Cli::try_parse_from(["sprout", "create", "config-image", "--jobs", "0"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "sprout",
+                "create",
+                "config-image",
+                "--dir",
+                "a",
+                "--sites",
+                "s"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
     fn seed_inspect_arguments_become_options_and_a_bad_seed_is_refused() {
         let Command::Seed(SeedCommand::Inspect(a)) = parse(&[
             "sprout",

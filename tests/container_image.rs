@@ -157,5 +157,8 @@ fn assert_small(context: &Path) {
     ] {
         want.insert(f.to_string());
     }
-    assert_eq!(files, want, "the image's files are not sprout and its libraries");
+    assert_eq!(
+        files, want,
+        "the image's files are not sprout and its libraries"
+    );
 }

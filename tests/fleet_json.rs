@@ -126,6 +126,27 @@ fn failure_json_lists_every_problem_the_text_report_does() {
 }
 
 #[test]
+fn failure_json_never_carries_a_pasted_private_key() {
+    let d = copy_example("config-image");
+    let key = openssl::pkey::PKey::generate_ed25519().unwrap();
+    let pem = String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let trust_bundle = format!("{pem}{pem}");
+    edit_yaml(&d.path().join("install-config.yaml"), |v| {
+        v["sshKey"] = pem.clone().into();
+        v["additionalTrustBundle"] = trust_bundle.into();
+    });
+    let o = config_image(d.path(), &["--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let doc = json_of(&o);
+    schema::assert_valid("create-config-image", &doc);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("sshKey"), "{text}");
+    for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!text.contains(line), "the key leaked into the JSON: {text}");
+    }
+}
+
+#[test]
 fn schemas_refuse_what_sprout_never_writes() {
     let good = serde_json::json!({
         "schema": "sprout/create-config-image/v1", "ok": false,

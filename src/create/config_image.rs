@@ -191,6 +191,13 @@ pub fn run(args: &Options) -> Result<Outputs> {
 
 /// The directory and file name of `--output PATH`, the directory held open.
 pub fn open_output_path(path: &Path) -> Result<(OutputDir, String)> {
+    if path.is_dir() {
+        bail!(
+            "--output {} is a directory; give the ISO's file name, e.g. {}",
+            path.display(),
+            path.join("site.iso").display()
+        );
+    }
     let name = path
         .file_name()
         .and_then(|n| n.to_str())

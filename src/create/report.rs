@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::config_image;
 use super::identity::Origin;
 use crate::api::diag::{InvalidInput, Problem};
+use crate::api::excerpt::sanitize_message;
 
 pub const CONFIG_IMAGE_SCHEMA: &str = "sprout/create-config-image/v1";
 pub const IMAGE_SCHEMA: &str = "sprout/create-image/v1";
@@ -85,12 +86,17 @@ fn shown(p: &Path) -> String {
 }
 
 /// The problems of a failed run: each input problem as found, else the
-/// error with its context chain as the text report prints it.
+/// error with its context chain as the text report prints it. Messages are
+/// cleaned as the text report cleans them (no key material, excerpts only).
 pub fn problems_of(e: &anyhow::Error) -> Vec<Problem> {
-    match e.downcast_ref::<InvalidInput>() {
+    let mut list = match e.downcast_ref::<InvalidInput>() {
         Some(InvalidInput(list)) => list.clone(),
         None => vec![Problem::error(format!("{e:#}"))],
+    };
+    for p in &mut list {
+        p.message = sanitize_message(&p.message);
     }
+    list
 }
 
 impl SiteReport {
