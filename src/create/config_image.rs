@@ -50,6 +50,18 @@ pub struct Options {
     pub output: IsoOutput,
 }
 
+impl Options {
+    /// Defaults for `dir`: keep the identity, no seed version, ISO in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            regenerate: false,
+            seed_version: None,
+            output: IsoOutput::InDir,
+        }
+    }
+}
+
 /// Where an ISO is written (`--output`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum IsoOutput {

@@ -53,6 +53,19 @@ pub struct Options {
     pub output: IsoOutput,
 }
 
+impl Options {
+    /// Defaults for `dir`: the base ISO from the environment, no --force,
+    /// the ISO in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            base_iso: None,
+            force: false,
+            output: IsoOutput::InDir,
+        }
+    }
+}
+
 /// Where [`build_iso`] puts the patched ISO.
 pub enum Sink<'a> {
     /// `dir/name`, replaced atomically.
