@@ -139,6 +139,13 @@ pub struct ImageArgs {
     /// Directory holding the inputs; rhcos-ibi.iso is written there
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
+    /// Write the ISO to PATH instead of --dir, or to stdout with `-`
+    /// (nothing else goes to stdout then)
+    #[arg(long, value_name = "PATH|-")]
+    pub output: Option<PathBuf>,
+    /// Print one JSON document (docs/json-output.md) instead of the text line
+    #[arg(long)]
+    pub json: bool,
     /// RHCOS live ISO to start from (no download)
     #[arg(long)]
     pub base_iso: Option<PathBuf>,
@@ -169,9 +176,23 @@ pub struct ImageConfigTemplateArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ConfigImageArgs {
-    /// Directory holding the inputs; the outputs are written there too
-    #[arg(long, default_value = ".")]
-    pub dir: PathBuf,
+    /// Directory holding the inputs; the outputs are written there too.
+    /// Repeat for several sites, built in parallel
+    #[arg(long, default_value = ".", conflicts_with = "sites")]
+    pub dir: Vec<PathBuf>,
+    /// Build every subdirectory of DIR as a site (like one --dir each)
+    #[arg(long, value_name = "DIR")]
+    pub sites: Option<PathBuf>,
+    /// Sites built at once (default: the number of cores)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Write the ISO to PATH instead of --dir, or to stdout with `-`
+    /// (nothing else goes to stdout then); one site only
+    #[arg(long, value_name = "PATH|-")]
+    pub output: Option<PathBuf>,
+    /// Print one JSON document (docs/json-output.md) instead of the text lines
+    #[arg(long)]
+    pub json: bool,
     /// Forget the saved cluster identity and generate new IDs, keys and
     /// password (kubeconfigs from earlier runs stop working)
     #[arg(long)]
@@ -269,13 +290,32 @@ impl From<&ImageConfigTemplateArgs> for crate::create::template::TemplateOptions
     }
 }
 
-impl From<&ConfigImageArgs> for crate::create::config_image::Options {
-    fn from(a: &ConfigImageArgs) -> Self {
-        Self {
-            dir: a.dir.clone(),
-            regenerate: a.regenerate,
-            seed_version: a.seed_version.clone(),
-        }
+impl TryFrom<&ConfigImageArgs> for crate::create::batch::Request {
+    type Error = anyhow::Error;
+
+    /// Fails when `--sites` cannot be listed or holds no site.
+    fn try_from(a: &ConfigImageArgs) -> anyhow::Result<Self> {
+        let dirs = match &a.sites {
+            Some(parent) => crate::create::batch::site_dirs(parent)?,
+            None => a.dir.clone(),
+        };
+        let output = crate::create::config_image::IsoOutput::parse(a.output.as_deref());
+        let sites = dirs
+            .into_iter()
+            .map(|dir| crate::create::config_image::Options {
+                dir,
+                regenerate: a.regenerate,
+                seed_version: a.seed_version.clone(),
+                output: output.clone(),
+            })
+            .collect();
+        Ok(Self {
+            sites,
+            jobs: a
+                .jobs
+                .map_or_else(crate::create::batch::default_jobs, usize::from),
+            json: a.json,
+        })
     }
 }
 
@@ -285,6 +325,7 @@ impl From<&ImageArgs> for crate::create::image::Options {
             dir: a.dir.clone(),
             base_iso: a.base_iso.clone(),
             force: a.force,
+            output: crate::create::config_image::IsoOutput::parse(a.output.as_deref()),
         }
     }
 }
@@ -365,6 +406,53 @@ mod tests {
             Some(std::time::Duration::from_secs(7))
         );
         assert_eq!(o.root, PathBuf::from("/srv/node"));
+    }
+
+    #[test]
+    fn config_image_arguments_become_one_request_for_every_site() {
+        use crate::create::config_image::IsoOutput;
+        let Command::Create(CreateCommand::ConfigImage(a)) = parse(&[
+            "sprout",
+            "create",
+            "config-image",
+            "--dir",
+            "a",
+            "--dir",
+            "b",
+            "--jobs",
+            "3",
+            "--json",
+        ]) else {
+            unreachable!("config-image parses as config-image")
+        };
+        let r = crate::create::batch::Request::try_from(&a).unwrap();
+        let dirs: Vec<&str> = r.sites.iter().map(|s| s.dir.to_str().unwrap()).collect();
+        assert_eq!(dirs, ["a", "b"]);
+        assert_eq!(r.jobs, 3);
+        assert!(r.json);
+        assert!(r.check().is_ok());
+
+        let Command::Create(CreateCommand::ConfigImage(a)) =
+            parse(&["sprout", "create", "config-image", "--output", "-"])
+        else {
+            unreachable!("config-image parses as config-image")
+        };
+        let r = crate::create::batch::Request::try_from(&a).unwrap();
+        assert_eq!(r.sites[0].dir, PathBuf::from("."));
+        assert_eq!(r.sites[0].output, IsoOutput::Stdout);
+        assert!(Cli::try_parse_from(["sprout", "create", "config-image", "--jobs", "0"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "sprout",
+                "create",
+                "config-image",
+                "--dir",
+                "a",
+                "--sites",
+                "s"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

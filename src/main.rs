@@ -18,8 +18,9 @@ fn main() -> ExitCode {
         Command::Create(CreateCommand::ImageConfigTemplate(args)) => {
             sprout::create::image::template::write_image_config_template(&(&args).into())
         }
-        Command::Create(CreateCommand::Image(args)) => sprout::create::image::run(&(&args).into())
-            .and_then(|iso| stdout::write(&format!("iso: {}\n", iso.display()))),
+        Command::Create(CreateCommand::Image(args)) => {
+            sprout::create::image::main(&(&args).into(), args.json)
+        }
         Command::Iso(IsoCommand::ShowIgnition(args)) => sprout::iso::show_ignition(&args.iso),
         Command::Seed(SeedCommand::Inspect(args)) => {
             sprout::seed::inspect::Options::try_from(&args)
@@ -37,15 +38,8 @@ fn main() -> ExitCode {
             sprout::ibi::Options::try_from(&args).and_then(|o| sprout::ibi::run(&o))
         }
         Command::Create(CreateCommand::ConfigImage(args)) => {
-            sprout::create::config_image::run(&(&args).into()).and_then(|out| {
-                // Data for scripts on stdout; messages went to stderr.
-                stdout::write(&format!(
-                    "iso: {}\nkubeconfig: {}\nkubeadmin-password: {}\n",
-                    out.iso.display(),
-                    out.kubeconfig.display(),
-                    out.kubeadmin_password.display()
-                ))
-            })
+            sprout::create::batch::Request::try_from(&args)
+                .and_then(|r| sprout::create::batch::main(&r))
         }
     };
     match result {

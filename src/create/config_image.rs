@@ -20,7 +20,7 @@ use crate::api::seed_reconfig::BLOCK_DEVICE_LABEL;
 use crate::api::yaml;
 use crate::host::fs::SECRET_MODE;
 use crate::host::outdir::{OutputDir, Transaction};
-use crate::iso::writer::{IsoTree, write_iso};
+use crate::iso::writer::{IsoTime, IsoTree, build_image};
 
 pub const ISO_FILE: &str = crate::api::contract::config_iso::FILE_NAME;
 pub const AUTH_DIR: &str = "auth";
@@ -34,7 +34,8 @@ pub const ISO_MIRROR_SET: &str = crate::api::contract::config_iso::MIRROR_SET;
 pub const ISO_EXTRA_MANIFESTS_DIR: &str = crate::api::contract::config_iso::EXTRA_MANIFESTS_DIR;
 
 /// What `create config-image` is asked to do; the CLI builds it from
-/// `--dir`, `--regenerate` and `--seed-version`, any other caller directly.
+/// `--dir`, `--regenerate`, `--seed-version` and `--output`, any other caller
+/// directly.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Directory holding the inputs; the outputs are written there too.
@@ -45,15 +46,62 @@ pub struct Options {
     /// The OpenShift release of the seed the ISO is for, when known:
     /// features its lca-cli cannot apply are refused instead of warned about.
     pub seed_version: Option<super::seed_version::OcpVersion>,
+    /// Where the ISO goes.
+    pub output: IsoOutput,
+}
+
+impl Options {
+    /// Defaults for `dir`: keep the identity, no seed version, ISO in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            regenerate: false,
+            seed_version: None,
+            output: IsoOutput::InDir,
+        }
+    }
+}
+
+/// Where an ISO is written (`--output`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum IsoOutput {
+    /// Its usual name in `--dir`.
+    #[default]
+    InDir,
+    /// This file (`--output PATH`), replaced atomically.
+    Path(PathBuf),
+    /// Standard output (`--output -`), for a server that streams it; nothing
+    /// else is written there.
+    Stdout,
+}
+
+impl IsoOutput {
+    /// `-` is stdout, anything else a path.
+    pub fn parse(arg: Option<&Path>) -> Self {
+        match arg {
+            None => Self::InDir,
+            Some(p) if p.as_os_str() == "-" => Self::Stdout,
+            Some(p) => Self::Path(p.to_path_buf()),
+        }
+    }
 }
 
 /// What a successful run wrote.
 #[derive(Debug, Clone)]
 pub struct Outputs {
-    pub iso: PathBuf,
+    /// The ISO's path; `None` when it went to stdout.
+    pub iso: Option<PathBuf>,
+    /// Lower-case hex SHA-256 of the ISO's bytes.
+    pub iso_sha256: String,
+    pub iso_size: u64,
     pub kubeconfig: PathBuf,
     pub kubeadmin_password: PathBuf,
+    pub state: PathBuf,
     pub identity: Origin,
+    pub cluster_id: String,
+    pub infra_id: String,
+    /// The API server URL in the kubeconfig.
+    pub server: String,
 }
 
 /// The validated inputs of one run.
@@ -71,8 +119,16 @@ pub fn run(args: &Options) -> Result<Outputs> {
             dir.display()
         );
     }
+    if args.output == IsoOutput::Stdout {
+        crate::host::stdout::check_not_terminal()?;
+    }
     let inputs = read_inputs(dir)?;
     let ic = &inputs.install_config;
+    // Resolved before anything is written: a bad --output changes nothing.
+    let iso_dest = match &args.output {
+        IsoOutput::Path(p) => Some(open_output_path(p)?),
+        _ => None,
+    };
     // From here on the run writes: one run at a time in a directory, and
     // the state it reads is the state it replaces.
     let out = OutputDir::open(dir)?;
@@ -93,6 +149,11 @@ pub fn run(args: &Options) -> Result<Outputs> {
         manifest::image_digest_mirror_set(ic),
         &inputs.extra_manifests,
     )?;
+    // Dated from the identity (or SOURCE_DATE_EPOCH), never the clock.
+    let time = IsoTime::from_unix(identity.image_time()?)
+        .context("choosing the date written into the ISO")?;
+    let image =
+        build_image(BLOCK_DEVICE_LABEL, &tree, time).context("writing the configuration ISO")?;
     let kubeconfig = kubeconfig::admin_kubeconfig(
         &ic.metadata.name,
         &ic.base_domain,
@@ -102,36 +163,91 @@ pub fn run(args: &Options) -> Result<Outputs> {
 
     // One transaction: every output is staged in full, then all are renamed
     // into place, the state last, so a failure before the renames changes
-    // nothing.
-    let tx = stage_outputs(&out, &tree, &kubeconfig, &identity).with_context(|| {
-        format!(
-            "preparing the outputs in {} (nothing was replaced)",
-            dir.display()
-        )
-    })?;
+    // nothing. An ISO for stdout is sent only once the identity it was
+    // made with is saved, so what was streamed always matches the state.
+    let iso_target = match (&args.output, &iso_dest) {
+        (IsoOutput::Stdout, _) => None,
+        (_, Some((d, name))) => Some((d, name.as_str())),
+        _ => Some((&out, ISO_FILE)),
+    };
+    let tx =
+        stage_outputs(&out, iso_target, &image, &kubeconfig, &identity).with_context(|| {
+            format!(
+                "preparing the outputs in {} (nothing was replaced)",
+                dir.display()
+            )
+        })?;
     tx.commit()?;
+    let iso = match iso_target {
+        None => {
+            crate::host::stdout::write_raw(&image)?;
+            None
+        }
+        Some((d, name)) => Some(d.display(name)),
+    };
     let auth = out.display(AUTH_DIR);
     tracing::info!("Config-Image created in: {}", auth.display());
     Ok(Outputs {
-        iso: out.display(ISO_FILE),
+        iso,
+        iso_sha256: crate::hash::hex(&crate::hash::sha256(&image)),
+        iso_size: image.len() as u64,
         kubeconfig: auth.join(KUBECONFIG_FILE),
         kubeadmin_password: auth.join(PASSWORD_FILE),
+        state: out.display(STATE_FILE),
         identity: origin,
+        server: kubeconfig::server_url(&ic.metadata.name, &ic.base_domain),
+        cluster_id: identity.cluster_id,
+        infra_id: identity.infra_id,
     })
+}
+
+/// The directory and file name of `--output PATH`, the directory held open.
+pub fn open_output_path(path: &Path) -> Result<(OutputDir, String)> {
+    if path.is_dir() {
+        bail!(
+            "--output {} is a directory; give the ISO's file name, e.g. {}",
+            path.display(),
+            path.join("site.iso").display()
+        );
+    }
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.starts_with('.'))
+        .with_context(|| {
+            format!(
+                "--output {}: give a file name (not a directory, not starting with '.'), or - for stdout",
+                path.display()
+            )
+        })?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let d = OutputDir::open(parent).with_context(|| {
+        format!(
+            "--output {}: opening the directory it goes in (create it first)",
+            path.display()
+        )
+    })?;
+    Ok((d, name.to_string()))
 }
 
 /// Stages every output of the run, the state file last. The ISO is 0600:
 /// it carries signer keys, the pull secret and the password hash.
 fn stage_outputs(
     out: &OutputDir,
-    tree: &IsoTree,
+    iso: Option<(&OutputDir, &str)>,
+    image: &[u8],
     kubeconfig: &str,
     identity: &ClusterIdentity,
 ) -> Result<Transaction> {
     let mut tx = Transaction::new();
-    tx.stage_with(out, ISO_FILE, SECRET_MODE, |f| {
-        write_iso(BLOCK_DEVICE_LABEL, tree, f).context("writing the configuration ISO")
-    })?;
+    // (No stale-temp sweep in another --output directory: other runs may
+    // be staging there right now.)
+    if let Some((d, name)) = iso {
+        tx.stage(d, name, SECRET_MODE, image)?;
+    }
     let auth = out.subdir(AUTH_DIR, 0o700)?;
     auth.remove_stale_temps(&[KUBECONFIG_FILE, PASSWORD_FILE])?;
     tx.stage(&auth, KUBECONFIG_FILE, SECRET_MODE, kubeconfig.as_bytes())?;

@@ -163,6 +163,53 @@ impl ClusterIdentity {
     }
 }
 
+impl ClusterIdentity {
+    /// When this identity was made: the NotBefore of its admin-kubeconfig
+    /// signer. Read from the state (not stored beside it), so a state file
+    /// written before this existed gives the same answer on every run.
+    pub fn created_unix(&self) -> Result<i64> {
+        let cert = openssl::x509::X509::from_pem(
+            self.api_crypto.admin_kubeconfig_signer.cert_pem.as_bytes(),
+        )
+        .context("reading admin_kubeconfig_signer")?;
+        let epoch = openssl::asn1::Asn1Time::from_unix(0).context("encoding the epoch")?;
+        let d = epoch
+            .diff(cert.not_before())
+            .context("reading the NotBefore of admin_kubeconfig_signer")?;
+        Ok(i64::from(d.days) * 86_400 + i64::from(d.secs))
+    }
+
+    /// The instant stamped on every date of the images built from this
+    /// identity: `SOURCE_DATE_EPOCH` when set (reproducible-builds.org's
+    /// convention), else [`Self::created_unix`]. Never the clock: two runs
+    /// with the same state write the same bytes.
+    pub fn image_time(&self) -> Result<i64> {
+        match source_date_epoch()? {
+            Some(t) => Ok(t),
+            None => self.created_unix(),
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` as seconds, if set.
+pub fn source_date_epoch() -> Result<Option<i64>> {
+    let Some(v) = std::env::var_os(SOURCE_DATE_EPOCH) else {
+        return Ok(None);
+    };
+    let text = v.to_string_lossy();
+    match text.trim().parse::<i64>() {
+        Ok(t) if t >= 0 => Ok(Some(t)),
+        _ => bail!(
+            "{SOURCE_DATE_EPOCH}={} is not a number of seconds since 1970; set it to e.g. \
+             $(git log -1 --format=%ct) or unset it to use the identity's creation time",
+            crate::api::excerpt::escape_text(&text)
+        ),
+    }
+}
+
+/// The environment variable that pins the dates written into images.
+pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
 /// The infra ID: the cluster name made safe, cut to 21 characters, plus `-`
 /// and five random characters (27 at most).
 pub fn infra_id(cluster_name: &str) -> Result<String> {

@@ -76,6 +76,11 @@ struct User {
 /// the ingress signer, in the installer's order. The client certificate is
 /// verified by the API server against the admin-kubeconfig signer, which is
 /// handed to recert separately (manifest.json `admin_ca_certificate`).
+/// The API server URL the admin kubeconfig points at.
+pub fn server_url(cluster_name: &str, base_domain: &str) -> String {
+    format!("https://api.{cluster_name}.{base_domain}:6443")
+}
+
 pub fn admin_kubeconfig(
     cluster_name: &str,
     base_domain: &str,
@@ -95,7 +100,7 @@ pub fn admin_kubeconfig(
         clusters: vec![NamedCluster {
             cluster: Cluster {
                 certificate_authority_data: STANDARD.encode(bundle),
-                server: format!("https://api.{cluster_name}.{base_domain}:6443"),
+                server: server_url(cluster_name, base_domain),
             },
             name: cluster_name,
         }],

@@ -1,6 +1,7 @@
-//! The workstation builders: `create config-image` (and later `create image`).
+//! The workstation builders: `create config-image` and `create image`.
 
 pub mod base_iso;
+pub mod batch;
 pub mod config_image;
 pub mod crypto;
 pub mod extra_manifests;
@@ -9,5 +10,6 @@ pub mod image;
 pub mod kubeconfig;
 pub mod manifest;
 pub mod password;
+pub mod report;
 pub mod seed_version;
 pub mod template;

@@ -41,3 +41,37 @@ pub fn write_bytes_line(bytes: &[u8]) -> anyhow::Result<()> {
         Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
     }
 }
+
+/// Writes `bytes` to stdout as they are (an ISO for `--output -`).
+pub fn write_raw(bytes: &[u8]) -> anyhow::Result<()> {
+    with_stdout(|out| out.write_all(bytes).map_err(anyhow::Error::new))
+}
+
+/// Runs `f` on the locked stdout and flushes it; a closed pipe anywhere in
+/// its error is [`BrokenPipe`].
+pub fn with_stdout<T>(f: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let mut out = io::stdout().lock();
+    let r = f(&mut out).and_then(|v| out.flush().map(|()| v).map_err(anyhow::Error::new));
+    r.map_err(|e| {
+        let pipe = e
+            .chain()
+            .filter_map(|c| c.downcast_ref::<io::Error>())
+            .any(|io| io.kind() == io::ErrorKind::BrokenPipe);
+        if pipe {
+            BrokenPipe.into()
+        } else {
+            e.context("writing to stdout")
+        }
+    })
+}
+
+/// Refuses to send binary data to a terminal.
+pub fn check_not_terminal() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if io::stdout().is_terminal() {
+        anyhow::bail!(
+            "--output - writes the ISO to stdout, which is a terminal; redirect it (> file.iso, | curl -T - …) or give --output PATH"
+        );
+    }
+    Ok(())
+}

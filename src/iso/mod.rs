@@ -3,6 +3,7 @@
 
 pub mod embed;
 pub mod iso9660;
+pub mod timestamps;
 pub mod writer;
 
 use std::path::Path;

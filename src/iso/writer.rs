@@ -16,6 +16,9 @@ use hadris_iso::rrip::RripOptions;
 use hadris_iso::write::options::{BaseIsoLevel, CreationFeatures, IsoFormatOptions};
 use hadris_iso::write::{InputEntry, InputMetadata, InputTree, IsoImageWriter};
 
+pub use super::timestamps::IsoTime;
+use super::timestamps::pin;
+
 /// Logical block size of the image.
 const SECTOR_SIZE_BYTES: usize = 2048;
 /// [`SECTOR_SIZE_BYTES`] for offset arithmetic.
@@ -231,6 +234,25 @@ fn validate_volume_id(volume_id: &str) -> anyhow::Result<()> {
 /// directory is nested more than 7 levels below the root or its path exceeds
 /// 255 bytes (ISO9660 limits); or when building or writing the image fails.
 pub fn write_iso(volume_id: &str, tree: &IsoTree, out: &mut std::fs::File) -> anyhow::Result<()> {
+    // Every date 1970-01-01: callers that care pass their own to build_image.
+    let image = build_image(volume_id, tree, IsoTime::from_unix(0)?)?;
+    out.set_len(0).context("truncating the output file")?;
+    out.seek(SeekFrom::Start(0))
+        .context("seeking to the start of the output file")?;
+    out.write_all(&image)
+        .context("writing the image to the output file")?;
+    out.flush().context("flushing the output file")?;
+    Ok(())
+}
+
+/// The image [`write_iso`] writes, in memory, every date in it (volume
+/// descriptors, directory records, Rock Ridge `TF`) set to `time`: the same
+/// tree and time give the same bytes.
+///
+/// # Errors
+///
+/// As [`write_iso`].
+pub fn build_image(volume_id: &str, tree: &IsoTree, time: IsoTime) -> anyhow::Result<Vec<u8>> {
     validate_volume_id(volume_id).context("checking the volume identifier")?;
     tree.root
         .check_limits("", 0)
@@ -275,15 +297,9 @@ pub fn write_iso(volume_id: &str, tree: &IsoTree, out: &mut std::fs::File) -> an
     let image = IsoImageWriter::create(Cursor::new(Vec::new()), input, options)
         .context("building the ISO9660 image with hadris-iso")?
         .into_inner();
-    let image = finish_image(volume_id, image)?;
-
-    out.set_len(0).context("truncating the output file")?;
-    out.seek(SeekFrom::Start(0))
-        .context("seeking to the start of the output file")?;
-    out.write_all(&image)
-        .context("writing the image to the output file")?;
-    out.flush().context("flushing the output file")?;
-    Ok(())
+    let mut image = finish_image(volume_id, image)?;
+    pin(&mut image, time).context("pinning the dates of the ISO image")?;
+    Ok(image)
 }
 
 /// Pins the label bytes and the length of the image hadris has written.

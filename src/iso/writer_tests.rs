@@ -367,3 +367,23 @@ fn rejects_bad_volume_ids() {
     validate_volume_id(&"a".repeat(32)).unwrap();
     validate_volume_id("cluster-config").unwrap();
 }
+
+#[test]
+fn build_image_is_reproducible_and_dated_as_asked() {
+    let mut tree = IsoTree::new();
+    tree.add_file("a/b/c.json", b"{}".to_vec()).unwrap();
+    tree.add_dir("empty").unwrap();
+    let t = IsoTime::from_unix(1_700_000_000).unwrap();
+    let one = build_image(LABEL, &tree, t).unwrap();
+    // hadris reads the clock at one-second resolution in directory records.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let two = build_image(LABEL, &tree, t).unwrap();
+    assert!(one == two, "the same tree and time gave different bytes");
+    let other = build_image(LABEL, &tree, IsoTime::from_unix(0).unwrap()).unwrap();
+    assert_eq!(one.len(), other.len());
+    assert!(one != other, "the time was ignored");
+    // Both dates of the primary volume descriptor are the chosen one.
+    let pvd = &one[16 * 2048..17 * 2048];
+    assert_eq!(&pvd[813..829], b"2023111422132000");
+    assert_eq!(&pvd[830..846], b"2023111422132000");
+}

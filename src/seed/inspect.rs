@@ -18,10 +18,15 @@ use crate::api::contract::seed_image;
 use crate::api::diag::{Problem, Problems};
 use crate::api::seed_cluster_info::SeedClusterInfo;
 
+/// The `schema` of `seed inspect --json` (docs/schema/seed-inspect.v1.json).
+pub const SCHEMA: &str = "sprout/seed-inspect/v1";
+
 /// The report, as printed by `--json`. Values the seed does not provide are
 /// `null`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct InspectReport {
+    /// The document and its version (docs/json-output.md).
+    pub schema: &'static str,
     pub seed: String,
     /// False when any problem is an error: the seed cannot be installed.
     pub usable: bool,
@@ -259,6 +264,7 @@ fn report(
         info.as_ref().map(get).filter(|v| !v.is_empty()).cloned()
     };
     InspectReport {
+        schema: SCHEMA,
         seed: reference.to_string(),
         usable: !findings.has_errors(),
         format_version: l.format_version,

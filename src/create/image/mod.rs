@@ -10,6 +10,7 @@
 //! the pull secret).
 
 pub mod ignition_config;
+pub mod patches;
 pub mod template;
 pub mod units;
 
@@ -20,7 +21,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use self::ignition_config::{Generated, IgnitionInputs};
+use self::patches::Patches;
 use super::base_iso::{self, BaseIsoOptions};
+use super::config_image::{IsoOutput, open_output_path};
+use super::report::{self, ImageReport, IsoReport};
 use crate::api::diag::{self, Problem};
 use crate::api::install_config::{self, InstallConfig};
 use crate::api::installation_config::{self, InstallationConfig};
@@ -45,6 +49,29 @@ pub struct Options {
     pub base_iso: Option<PathBuf>,
     /// Replace an Ignition config the base ISO already carries.
     pub force: bool,
+    /// Where the ISO goes.
+    pub output: IsoOutput,
+}
+
+impl Options {
+    /// Defaults for `dir`: the base ISO from the environment, no --force,
+    /// the ISO in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            base_iso: None,
+            force: false,
+            output: IsoOutput::InDir,
+        }
+    }
+}
+
+/// Where [`build_iso`] puts the patched ISO.
+pub enum Sink<'a> {
+    /// `dir/name`, replaced atomically.
+    File { dir: &'a OutputDir, name: &'a str },
+    /// Standard output, streamed from the base ISO (no copy on disk).
+    Stdout,
 }
 
 struct Inputs {
@@ -53,7 +80,8 @@ struct Inputs {
     install_config: Option<InstallConfig>,
 }
 
-pub fn run(args: &Options) -> Result<PathBuf> {
+/// Builds the ISO; returns its path (`None` when it went to stdout).
+pub fn run(args: &Options) -> Result<Option<PathBuf>> {
     let dir = args.dir.as_path();
     if !dir.is_dir() {
         bail!(
@@ -61,6 +89,9 @@ pub fn run(args: &Options) -> Result<PathBuf> {
             dir.display(),
             installation_config::FILE
         );
+    }
+    if args.output == IsoOutput::Stdout {
+        crate::host::stdout::check_not_terminal()?;
     }
     let inputs = read_inputs(dir)?;
     let generated = ignition_config::generate(&IgnitionInputs {
@@ -73,13 +104,77 @@ pub fn run(args: &Options) -> Result<PathBuf> {
         inputs.config.architecture().rpm_arch(),
     )?;
     let base = base_iso::resolve(&opts)?;
-    let out = OutputDir::open(dir)?;
+    let (out, name) = match &args.output {
+        IsoOutput::Stdout => {
+            build_iso(&base, Sink::Stdout, &generated, args.force)?;
+            tracing::info!("Image-based installation ISO written to stdout");
+            return Ok(None);
+        }
+        IsoOutput::Path(p) => open_output_path(p)?,
+        IsoOutput::InDir => (OutputDir::open(dir)?, ISO_FILE.to_string()),
+    };
     let _lock = out.lock("create image")?;
-    out.remove_stale_temps(&[ISO_FILE])?;
-    build_iso(&base, &out, ISO_FILE, &generated, args.force)?;
-    let iso = out.display(ISO_FILE);
+    if args.output == IsoOutput::InDir {
+        // Only in --dir: other runs may be staging in an --output directory.
+        out.remove_stale_temps(&[ISO_FILE])?;
+    }
+    build_iso(
+        &base,
+        Sink::File {
+            dir: &out,
+            name: &name,
+        },
+        &generated,
+        args.force,
+    )?;
+    let iso = out.display(&name);
     tracing::info!("Image-based installation ISO created: {}", iso.display());
-    Ok(iso)
+    Ok(Some(iso))
+}
+
+/// `create image`: builds, then prints `iso: PATH` or the JSON document.
+pub fn main(args: &Options, json: bool) -> Result<()> {
+    if json && args.output == IsoOutput::Stdout {
+        bail!(
+            "--json and --output - both want stdout; write the ISO with --output PATH, or drop --json"
+        );
+    }
+    let built = run(args);
+    if json {
+        let result = built.and_then(|p| match p {
+            Some(p) => digest(&p),
+            None => bail!("the ISO went to stdout"),
+        });
+        crate::host::stdout::write(&report::to_json(&ImageReport::new(&args.dir, &result))?)?;
+        return result.map(|_| ());
+    }
+    if let Some(p) = built? {
+        crate::host::stdout::write(&format!("iso: {}\n", p.display()))?;
+    }
+    Ok(())
+}
+
+/// The SHA-256 and size of the written ISO, read back from disk.
+fn digest(path: &Path) -> Result<IsoReport> {
+    let (mut f, _) = open_input(path, InputKind::LiveIso)
+        .with_context(|| format!("reading back {}", path.display()))?;
+    let mut sha = crate::hash::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf)
+            .with_context(|| format!("reading back {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        sha.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok(IsoReport {
+        path: Some(path.display().to_string()),
+        sha256: crate::hash::hex(&sha.finish()),
+        size,
+    })
 }
 
 fn read_inputs(dir: &Path) -> Result<Inputs> {
@@ -128,17 +223,11 @@ fn read_inputs(dir: &Path) -> Result<Inputs> {
     })
 }
 
-/// Checks the base ISO, then writes the patched copy to `out/name` as one
-/// transaction: staged in full (anonymous where the filesystem allows, so a
-/// killed run leaves nothing), then renamed into place. The file is 0600: it
-/// carries the pull secret.
-pub fn build_iso(
-    base: &Path,
-    out: &OutputDir,
-    name: &str,
-    generated: &Generated,
-    force: bool,
-) -> Result<()> {
+/// Checks the base ISO, then writes the patched copy to `sink`. A file is
+/// one transaction: staged in full (anonymous where the filesystem allows,
+/// so a killed run leaves nothing), then renamed into place, 0600 (it
+/// carries the pull secret). Stdout gets the same bytes, streamed.
+pub fn build_iso(base: &Path, sink: Sink<'_>, generated: &Generated, force: bool) -> Result<()> {
     let (mut src, _) = open_input(base, InputKind::LiveIso)
         .with_context(|| format!("opening the base ISO {}", base.display()))?;
     let iso = Iso9660::open(&mut src)
@@ -179,8 +268,23 @@ pub fn build_iso(
             Some(current.trim().to_string())
         }
     };
+    // Everything that differs from the base ISO, recorded by offset.
+    let mut patches = Patches::default();
+    embed::write_area(&mut patches, area, &payload)?;
+    if let (Some(k), Some(text)) = (&kargs, &new_kargs) {
+        k.write(&mut patches, text)?;
+    }
 
     let size = src.metadata().context("reading the base ISO size")?.len();
+    src.seek(SeekFrom::Start(0))
+        .context("rewinding the base ISO")?;
+    let (out, name) = match sink {
+        Sink::Stdout => {
+            crate::host::stdout::with_stdout(|out| patches.stream(&mut src, size, out))?;
+            return Ok(());
+        }
+        Sink::File { dir, name } => (dir, name),
+    };
     tracing::info!(
         "copying the base ISO ({} MiB) to {}",
         size / (1024 * 1024),
@@ -188,19 +292,13 @@ pub fn build_iso(
     );
     let mut tx = Transaction::new();
     tx.stage_with(out, name, SECRET_MODE, |tmp| {
-        src.seek(SeekFrom::Start(0))
-            .context("rewinding the base ISO")?;
         let copied = crate::host::copy::durable_copy(&mut src, tmp)?.bytes;
         if copied != size {
             bail!(
                 "copied {copied} bytes of the base ISO, expected {size}; was it changed while being read?"
             );
         }
-        embed::write_area(tmp, area, &payload)?;
-        if let (Some(k), Some(text)) = (&kargs, &new_kargs) {
-            k.write(tmp, text)?;
-        }
-        Ok(())
+        patches.apply(tmp, size)
     })
     .with_context(|| {
         format!(
