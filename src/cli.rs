@@ -85,6 +85,18 @@ pub struct IbiArgs {
     /// Scratch space for a registry seed's preflight copy
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
+    /// Stop after step STEP (the ids `--dry-run` prints); run again to go on
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<String>,
+    /// POST {step, state, message} as JSON to this https:// URL on each step and at the end
+    #[arg(long, value_name = "URL", requires = "report_token_file")]
+    pub report_url: Option<String>,
+    /// The bearer token for --report-url (a file, read once; never logged)
+    #[arg(long, value_name = "FILE", requires = "report_url")]
+    pub report_token_file: Option<PathBuf>,
+    /// PEM CA certificates to trust for --report-url instead of the system's
+    #[arg(long, value_name = "FILE", requires = "report_url")]
+    pub report_ca_file: Option<PathBuf>,
     /// The live system's root (for tests)
     #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
     pub root: PathBuf,
@@ -332,6 +344,15 @@ impl TryFrom<&IbiArgs> for crate::ibi::Options {
         o.progress_json = a.progress_json.as_deref().map(str::parse).transpose()?;
         o.keep_seed_agent = a.keep_seed_agent;
         o.workdir = a.workdir.clone();
+        o.until = a.until.clone();
+        o.report = match (&a.report_url, &a.report_token_file) {
+            (Some(url), Some(token)) => Some(crate::ibi::report_url::ReportTarget::new(
+                url,
+                token,
+                a.report_ca_file.as_deref(),
+            )?),
+            _ => None,
+        };
         Ok(o)
     }
 }

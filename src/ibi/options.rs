@@ -42,6 +42,10 @@ pub struct Options {
     pub workdir: Option<PathBuf>,
     /// The binary installed as `lca-cli` (default: this one).
     pub agent_binary: Option<PathBuf>,
+    /// Stop after this step (`--until STEP`); a later run goes on from there.
+    pub until: Option<String>,
+    /// Where each step's outcome is POSTed (`--report-url`), if anywhere.
+    pub report: Option<crate::ibi::report_url::ReportTarget>,
 }
 
 impl Options {
@@ -55,6 +59,8 @@ impl Options {
             keep_seed_agent: false,
             workdir: None,
             agent_binary: None,
+            until: None,
+            report: None,
         }
     }
 }

@@ -41,6 +41,7 @@ pub const STANDINS: &[&str] = &[
     "mkfs.xfs",
     "growpart",
     "mount",
+    "umount",
     "xfs_growfs",
     "restorecon",
     "podman",
@@ -184,6 +185,7 @@ impl Machine {
         c.env("PATH", path)
             .env("STANDIN_STATE", &self.state)
             .env("STANDIN_ROOT", &self.root)
+            .env("STANDIN_SEED_ROOT", &self.seed.root)
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("SPROUT_LOG");
