@@ -269,3 +269,35 @@ fn preflight_refuses_each_problem_and_touches_nothing() {
     std::fs::write(m.root.join("proc/mounts"), "/dev/vda /var/mnt xfs rw 0 0\n").unwrap();
     refused(&m, &["installationDisk", "mounted"]);
 }
+
+#[test]
+fn precache_images_without_this_architecture_are_reported_and_skipped() {
+    if !ibi_fixture::have_tools() {
+        return;
+    }
+    let arm = "quay.io/example/arm64-only@sha256:0000000000000000000000000000000000000000000000000000000000000abc";
+    let m = Machine::with_extra_images(&[arm]);
+    let progress = m.dir.path().join("progress.jsonl");
+    let out = m.run(&["--progress-json", progress.to_str().unwrap()]);
+    let err = support::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let ev = events(&progress);
+    assert!(
+        ev.iter().any(|e| e["type"] == "message"
+            && e["step"] == "precache"
+            && e["text"].as_str().is_some_and(|t| t.starts_with(&format!(
+                "skipped {arm}: it has no image for this machine's architecture"
+            )))),
+        "{ev:#?}"
+    );
+    let status: Value = serde_json::from_slice(
+        &std::fs::read(m.root.join("var/lib/lca/workspace/precache_status.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        status,
+        serde_json::json!({"total":4,"pulled":3,"failed":0,"failed_pulls":null})
+    );
+    // Not retried: one attempt.
+    assert_eq!(m.calls().matches(&format!("podman pull {arm}")).count(), 1);
+}

@@ -11,7 +11,11 @@ if [ "${1:-}" = --version ] || [ "${1:-}" = -V ]; then
     exit 0
 fi
 case "$tool" in
-vgs|pvs|vgremove|pvremove|mdadm|wipefs|xfs_growfs|restorecon|systemctl) ;;
+vgs|pvs|vgremove|pvremove|mdadm|xfs_growfs|restorecon|systemctl) ;;
+wipefs)
+    # The partition table goes with the signatures.
+    rm -f "$STANDIN_STATE/installed" "$STANDIN_STATE/appended" "$STANDIN_STATE/mkfs" "$STANDIN_STATE/grown"
+    ;;
 mount)
     # The read-only look at the root partition after a "reboot"
     # (ibi::resume): the partition's file system is $STANDIN_ROOT/mnt, so
