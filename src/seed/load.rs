@@ -106,8 +106,11 @@ pub fn load(source: &Source) -> Result<Loaded> {
 pub fn load_labels(source: &Source) -> Loaded {
     let mut l = Loaded::default();
     check_labels(source, None, &mut l);
-    if let Some(label) = source.labels().and_then(|m| m.get(CLUSTER_INFO_LABEL)) {
-        if let Ok(info) = files::parse_cluster_info(label.as_bytes()) {
+    let Some(label) = source.labels().and_then(|m| m.get(CLUSTER_INFO_LABEL)) else {
+        return l;
+    };
+    match files::parse_cluster_info(label.as_bytes()) {
+        Ok(info) => {
             if info.seed_cluster_ocp_version.is_empty() {
                 l.findings.error(
                     format!("the label {CLUSTER_INFO_LABEL} has no seed_cluster_ocp_version: the seed's OpenShift version is unknown"),
@@ -117,6 +120,9 @@ pub fn load_labels(source: &Source) -> Loaded {
             l.cluster_info = Some(info);
             l.cluster_info_json = Some(label.as_bytes().to_vec());
         }
+        Err(e) => l
+            .findings
+            .error(format!("the label {CLUSTER_INFO_LABEL} {e}"), REMAKE),
     }
     l
 }

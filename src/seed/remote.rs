@@ -149,6 +149,6 @@ mod tests {
             i.layers_data.unwrap().iter().map(|l| l.size).sum::<u64>(),
             15
         );
-        assert_eq!(machine_architecture().is_empty(), false);
+        assert!(!machine_architecture().is_empty());
     }
 }
