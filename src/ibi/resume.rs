@@ -109,8 +109,10 @@ pub enum Earlier {
     Resume(Location),
 }
 
-/// Looks for an earlier run's journal when `/run` has none. `scratch` is
-/// where a dry run may put a copy (a real run copies it into `/run`).
+/// Looks for an earlier run's journal when `/run` has none (not with
+/// `restart`, which starts over anyway). `scratch` is where a dry run may
+/// put a copy (a real run copies it into `/run`). A root partition that
+/// cannot be mounted or holds no journal is a fresh install.
 pub fn find_earlier(
     s: &IbiState,
     fingerprint: &Fingerprint,
@@ -125,6 +127,10 @@ pub fn find_earlier(
             None => Earlier::None,
         });
     }
+    if restart {
+        // Starting over whatever the disk holds: no need to look.
+        return Ok(Earlier::None);
+    }
     let Some(table) = read_table(s.disk()) else {
         return Ok(Earlier::None);
     };
@@ -135,8 +141,18 @@ pub fn find_earlier(
         let (d, r) = read_from(&s.target())?;
         (d, r, s.target())
     } else {
-        let (d, r) = probe(live, &root_part.node)?;
-        (d, r, PathBuf::from(&root_part.node))
+        match probe(live, &root_part.node) {
+            Ok((d, r)) => (d, r, PathBuf::from(&root_part.node)),
+            Err(e) => {
+                // Half-written by an install killed early, or not ours: there
+                // is nothing to resume on it.
+                tracing::warn!(
+                    "{} has a partition named root, but no sprout journal could be read from it                      ({e:#}); installing from the start",
+                    s.disk()
+                );
+                return Ok(Earlier::None);
+            }
+        }
     };
     let Some(doc) = doc else {
         return Ok(Earlier::None);
@@ -151,14 +167,6 @@ pub fn find_earlier(
         None => diffs.push(format!("{TARGET_DISK_RECORD} is missing")),
     }
     if !diffs.is_empty() {
-        if restart {
-            tracing::warn!(
-                "{} holds an earlier sprout ibi run that is not this one ({}); --restart: starting over",
-                s.disk(),
-                diffs.join("; ")
-            );
-            return Ok(Earlier::None);
-        }
         bail!(
             "{} holds an earlier sprout ibi install (journal started {}, found on {}) that is not \
              this one: {}. Nothing was done. To install over it, run again with --restart; to \
@@ -168,10 +176,6 @@ pub fn find_earlier(
             from.display(),
             diffs.join("; ")
         );
-    }
-    if restart {
-        tracing::info!("--restart: the earlier run on {} is started over", s.disk());
-        return Ok(Earlier::None);
     }
     let done = doc
         .steps
