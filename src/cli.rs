@@ -82,8 +82,9 @@ pub struct IbiArgs {
     /// Keep the seed's own lca-cli instead of installing sprout as it
     #[arg(long)]
     pub keep_seed_agent: bool,
-    /// Scratch space for a registry seed's preflight copy
-    #[arg(long, value_name = "DIR")]
+    /// No longer used: the preflight reads a registry seed's manifest only
+    /// (accepted so existing command lines keep working)
+    #[arg(long, value_name = "DIR", hide = true)]
     pub workdir: Option<PathBuf>,
     /// Stop after step STEP (the ids `--dry-run` prints); run again to go on
     #[arg(long, value_name = "STEP")]
