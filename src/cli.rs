@@ -60,7 +60,8 @@ pub enum Command {
         when something is wrong; then wipes the disk, installs RHCOS with coreos-installer, adds \
         the container-storage partition, restores the seed into a new stateroot, pre-caches the \
         seed's images, runs post.sh and removes the original stateroot. A killed run resumes \
-        where it stopped (journal in /run, then on the disk)."
+        where it stopped (journal in /run, then on the disk, where a run after a reboot finds \
+        it; another install's journal there is refused unless --restart)."
     )]
     Ibi(IbiArgs),
 }
@@ -73,7 +74,7 @@ pub struct IbiArgs {
     /// Run the checks and print every command of the plan; change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Start over even if a journal of a different run is found
+    /// Start over (wipe and install again), even over an earlier run found in /run or on the disk
     #[arg(long)]
     pub restart: bool,
     /// Write one JSON object per event to FILE or fd:N
