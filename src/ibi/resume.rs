@@ -276,3 +276,41 @@ fn probe(live: &Path, node: &str) -> Result<(Option<JournalDoc>, Option<DiskReco
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(id: &str, root_uuid: &str) -> Sfdisk {
+        Sfdisk::parse(
+            format!(
+                r#"{{"partitiontable":{{"label":"gpt","id":"{id}","device":"/dev/vda","partitions":[
+                {{"node":"/dev/vda3","start":2048,"size":10,"name":"boot","uuid":"b"}},
+                {{"node":"/dev/vda4","start":4096,"size":10,"name":"root","uuid":"{root_uuid}"}}]}}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_record_names_each_partition_that_changed() {
+        let names = ["boot", "root", "var-lib-containers"];
+        let rec = DiskRecord::of(&table("T1", "r1"), &names);
+        assert_eq!(rec.partitions["var-lib-containers"], None);
+        assert!(
+            rec.differences(&DiskRecord::of(&table("T1", "r1"), &names))
+                .is_empty()
+        );
+        assert_eq!(
+            rec.differences(&DiskRecord::of(&table("T2", "r2"), &names)),
+            [
+                "the partition table id was T1, it is T2",
+                "partition root had UUID r1, it has r2"
+            ]
+        );
+        // It round-trips through the file on the disk.
+        let back: DiskRecord = serde_json::from_slice(&serde_json::to_vec(&rec).unwrap()).unwrap();
+        assert_eq!(back, rec);
+    }
+}
