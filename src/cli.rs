@@ -60,7 +60,8 @@ pub enum Command {
         when something is wrong; then wipes the disk, installs RHCOS with coreos-installer, adds \
         the container-storage partition, restores the seed into a new stateroot, pre-caches the \
         seed's images, runs post.sh and removes the original stateroot. A killed run resumes \
-        where it stopped (journal in /run, then on the disk)."
+        where it stopped (journal in /run, then on the disk, where a run after a reboot finds \
+        it; another install's journal there is refused unless --restart)."
     )]
     Ibi(IbiArgs),
 }
@@ -73,7 +74,7 @@ pub struct IbiArgs {
     /// Run the checks and print every command of the plan; change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Start over even if a journal of a different run is found
+    /// Start over (wipe and install again), even over an earlier run found in /run or on the disk
     #[arg(long)]
     pub restart: bool,
     /// Write one JSON object per event to FILE or fd:N
@@ -82,9 +83,22 @@ pub struct IbiArgs {
     /// Keep the seed's own lca-cli instead of installing sprout as it
     #[arg(long)]
     pub keep_seed_agent: bool,
-    /// Scratch space for a registry seed's preflight copy
-    #[arg(long, value_name = "DIR")]
+    /// No longer used: the preflight reads a registry seed's manifest only
+    /// (accepted so existing command lines keep working)
+    #[arg(long, value_name = "DIR", hide = true)]
     pub workdir: Option<PathBuf>,
+    /// Stop after step STEP (the ids `--dry-run` prints); run again to go on
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<String>,
+    /// POST {step, state, message} as JSON to this https:// URL on each step and at the end
+    #[arg(long, value_name = "URL", requires = "report_token_file")]
+    pub report_url: Option<String>,
+    /// The bearer token for --report-url (a file, read once; never logged)
+    #[arg(long, value_name = "FILE", requires = "report_url")]
+    pub report_token_file: Option<PathBuf>,
+    /// PEM CA certificates to trust for --report-url instead of the system's
+    #[arg(long, value_name = "FILE", requires = "report_url")]
+    pub report_ca_file: Option<PathBuf>,
     /// The live system's root (for tests)
     #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
     pub root: PathBuf,
@@ -373,6 +387,15 @@ impl TryFrom<&IbiArgs> for crate::ibi::Options {
         o.progress_json = a.progress_json.as_deref().map(str::parse).transpose()?;
         o.keep_seed_agent = a.keep_seed_agent;
         o.workdir = a.workdir.clone();
+        o.until = a.until.clone();
+        o.report = match (&a.report_url, &a.report_token_file) {
+            (Some(url), Some(token)) => Some(crate::ibi::report_url::ReportTarget::new(
+                url,
+                token,
+                a.report_ca_file.as_deref(),
+            )?),
+            _ => None,
+        };
         Ok(o)
     }
 }

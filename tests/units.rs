@@ -157,3 +157,25 @@ fn every_unit_has_a_bounded_restart_policy() {
         }
     }
 }
+
+/// One unit name wherever sprout is the factory agent (issue 11): the unit
+/// the dracut module carries and the one `create image` writes into
+/// Ignition have the contract's name, so the latter overrides the former,
+/// and both end in `ibi -f` on the configuration file.
+#[test]
+fn the_factory_agent_has_one_unit_name() {
+    let name = sprout::api::contract::units::INSTALL_RHCOS;
+    assert_eq!(sprout::create::image::units::INSTALL_UNIT, name);
+    let carried = repo().join("systemd").join(name);
+    let unit = fs::read_to_string(&carried).unwrap();
+    assert!(unit.contains("ibi -f ${IBI_CONFIGURATION_FILE}"), "{unit}");
+    let dracut = fs::read_to_string(repo().join("dracut/90sprout/module-setup.sh")).unwrap();
+    assert!(
+        dracut.contains(name),
+        "the dracut module does not carry {name}"
+    );
+    let script = sprout::create::image::units::install_script();
+    assert!(script.contains("ibi -f \"$ibi_config\""), "{script}");
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(readme.contains("There is one unit name wherever sprout runs as the agent"));
+}

@@ -37,6 +37,10 @@ pub const MAX_SEED_BLOB: u64 = 1 << 40;
 pub const MAX_LIVE_ISO: u64 = 64 << 30;
 /// The kept copy of the CoreOS stream metadata (~100 KiB).
 pub const MAX_CACHED_STREAM: u64 = 16 << 20;
+/// A bearer token file (`--report-token-file`): tokens are short.
+pub const MAX_TOKEN: u64 = 64 << 10;
+/// A PEM CA bundle (`--report-ca-file`); the system bundle is ~200 KiB.
+pub const MAX_CA_BUNDLE: u64 = 4 << 20;
 /// Bytes an ISO's Ignition embed area may decompress to (it is 256 KiB
 /// compressed in RHCOS; a config of a few MiB is already unusual).
 pub const MAX_EMBED_DECOMPRESSED: u64 = 64 << 20;
@@ -59,6 +63,10 @@ pub enum InputKind {
     LiveIso,
     /// The kept copy of the CoreOS stream metadata in the user cache.
     CachedStream,
+    /// A secret token (`--report-token-file`).
+    Token,
+    /// PEM CA certificates (`--report-ca-file`).
+    CaBundle,
 }
 
 impl InputKind {
@@ -73,6 +81,8 @@ impl InputKind {
             Self::SeedRootFile | Self::SeedBlob => MAX_SEED_BLOB,
             Self::LiveIso => MAX_LIVE_ISO,
             Self::CachedStream => MAX_CACHED_STREAM,
+            Self::Token => MAX_TOKEN,
+            Self::CaBundle => MAX_CA_BUNDLE,
         }
     }
 
@@ -100,6 +110,8 @@ impl InputKind {
             }
             Self::LiveIso => "give the path of a CoreOS live ISO file",
             Self::CachedStream => "remove it; the next run with network fetches it again",
+            Self::Token => "put only the token in the file",
+            Self::CaBundle => "give a file of PEM certificates",
         }
     }
 }

@@ -7,8 +7,11 @@ pub mod config;
 pub mod options;
 pub mod precache;
 pub mod preflight;
+pub mod report_url;
 pub mod restore;
+pub mod resume;
 mod run;
+pub mod space;
 pub mod steps;
 
 pub use options::Options;

@@ -36,12 +36,16 @@ pub struct Options {
     pub progress_json: Option<ProgressTarget>,
     /// Keep the seed's own `lca-cli` instead of installing sprout as it.
     pub keep_seed_agent: bool,
-    /// Where an offline seed's repository is unpacked and a registry seed
-    /// is copied for the preflight (default: the target's root partition
-    /// once mounted; before that the live root's `var/tmp`).
+    /// Where `Seed::open` would copy a registry seed; the preflight reads
+    /// only a registry seed's manifest now, so this is unused in practice
+    /// (kept for `--workdir` command lines).
     pub workdir: Option<PathBuf>,
     /// The binary installed as `lca-cli` (default: this one).
     pub agent_binary: Option<PathBuf>,
+    /// Stop after this step (`--until STEP`); a later run goes on from there.
+    pub until: Option<String>,
+    /// Where each step's outcome is POSTed (`--report-url`), if anywhere.
+    pub report: Option<crate::ibi::report_url::ReportTarget>,
 }
 
 impl Options {
@@ -55,6 +59,8 @@ impl Options {
             keep_seed_agent: false,
             workdir: None,
             agent_binary: None,
+            until: None,
+            report: None,
         }
     }
 }

@@ -42,6 +42,30 @@ pub struct Status {
     pub pulled: usize,
     pub failed: usize,
     pub failed_pulls: Option<Vec<String>>,
+    /// Images with no variant for this machine's architecture: reported
+    /// and skipped (the node could not run them either). Not in the file,
+    /// whose format is upstream's.
+    #[serde(skip)]
+    pub skipped: Vec<String>,
+}
+
+/// How one image went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pulled {
+    Yes,
+    /// No variant for this machine's architecture.
+    WrongArch(String),
+    Failed,
+}
+
+/// Whether podman's error says the image has no variant for this machine
+/// (a manifest list / image index without it, or a single-platform image
+/// of another architecture).
+pub fn is_wrong_architecture(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    (e.contains("no image found in") && e.contains("for architecture"))
+        || e.contains("does not match the expected platform")
+        || (e.contains("image platform") && e.contains("does not match"))
 }
 
 /// The registries.conf `[[registry]]` sources: the part of each
@@ -138,19 +162,33 @@ pub fn pull_all(
                     let Some(image) = next.lock().ok().and_then(|mut it| it.next().cloned()) else {
                         return;
                     };
-                    let ok = !sh.cancelled() && pull_one(sh, &image, authfile);
+                    let result = if sh.cancelled() {
+                        Pulled::Failed
+                    } else {
+                        pull_one(sh, &image, authfile)
+                    };
                     if let Ok(mut s) = status.lock() {
-                        if ok {
-                            s.pulled = s.pulled.saturating_add(1);
-                        } else {
-                            s.failed = s.failed.saturating_add(1);
-                            if let Ok(mut f) = failed.lock() {
-                                f.push(image.clone());
-                                s.failed_pulls = Some(f.clone());
+                        match result {
+                            Pulled::Yes => s.pulled = s.pulled.saturating_add(1),
+                            Pulled::WrongArch(why) => {
+                                let m = format!(
+                                    "skipped {image}: it has no image for this machine's architecture ({why})"
+                                );
+                                tracing::warn!("{m}");
+                                sh.progress.message(m);
+                                s.skipped.push(image.clone());
+                            }
+                            Pulled::Failed => {
+                                s.failed = s.failed.saturating_add(1);
+                                if let Ok(mut f) = failed.lock() {
+                                    f.push(image.clone());
+                                    s.failed_pulls = Some(f.clone());
+                                }
                             }
                         }
+                        let handled = s.pulled + s.failed + s.skipped.len();
                         sh.progress.items(
-                            u64::try_from(s.pulled.saturating_add(s.failed)).unwrap_or(u64::MAX),
+                            u64::try_from(handled).unwrap_or(u64::MAX),
                             Some(u64::try_from(s.total).unwrap_or(u64::MAX)),
                         );
                         if let Err(e) = save(&s) {
@@ -200,11 +238,12 @@ fn exists(sh: &Shared, image: &str) -> bool {
 }
 
 /// One image: skipped when present, else up to `ATTEMPTS` pulls with a
-/// doubling pause; an image the registry does not know is not retried.
-fn pull_one(sh: &Shared, image: &str, authfile: &Path) -> bool {
+/// doubling pause; an image the registry does not know, or one without
+/// this machine's architecture, is not retried.
+fn pull_one(sh: &Shared, image: &str, authfile: &Path) -> Pulled {
     if exists(sh, image) {
         tracing::info!("{image} is already in the container storage");
-        return true;
+        return Pulled::Yes;
     }
     let mut pause = Duration::from_secs(1);
     for attempt in 1..=ATTEMPTS {
@@ -219,20 +258,30 @@ fn pull_one(sh: &Shared, image: &str, authfile: &Path) -> bool {
         match r {
             Ok(()) => {
                 sh.progress.message(format!("pulled {image}"));
-                return true;
+                return Pulled::Yes;
             }
             Err(e) => {
                 let text = format!("{e:#}");
+                if is_wrong_architecture(&text) {
+                    let why = text
+                        .lines()
+                        .rev()
+                        .find(|l| l.to_ascii_lowercase().contains("architecture"))
+                        .unwrap_or(&text)
+                        .trim()
+                        .to_string();
+                    return Pulled::WrongArch(why);
+                }
                 tracing::warn!("pulling {image} (attempt {attempt} of {ATTEMPTS}): {text}");
                 if text.contains("manifest unknown") || attempt == ATTEMPTS || sh.cancelled() {
-                    return false;
+                    return Pulled::Failed;
                 }
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(MAX_BACKOFF);
             }
         }
     }
-    false
+    Pulled::Failed
 }
 
 #[cfg(test)]
@@ -263,12 +312,27 @@ mod tests {
     }
 
     #[test]
+    fn podmans_architecture_errors_are_recognised() {
+        assert!(is_wrong_architecture(
+            "Error: choosing an image from manifest list docker://q.io/a@sha256:1: no image found in image index for architecture \"amd64\", variant \"\", OS \"linux\""
+        ));
+        assert!(is_wrong_architecture(
+            "no image found in manifest list for architecture amd64, variant \"\", OS linux"
+        ));
+        assert!(!is_wrong_architecture(
+            "Error: initializing source: manifest unknown"
+        ));
+        assert!(!is_wrong_architecture("connection refused"));
+    }
+
+    #[test]
     fn status_is_upstreams_format() {
         let s = Status {
             total: 2,
             pulled: 2,
             failed: 0,
             failed_pulls: None,
+            skipped: vec!["x".into()],
         };
         assert_eq!(
             serde_json::to_string(&s).unwrap(),

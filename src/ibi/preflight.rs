@@ -8,12 +8,13 @@ use anyhow::{Context, Result};
 
 use super::config::{self, LoadedConfig};
 use super::options::{Options, PULL_SECRET};
+use super::space::{Estimate, SeedSizes};
 use crate::api::diag::{InvalidInput, Problems};
 use crate::host::command::{Cmd, find_program};
 use crate::host::disk::preflight::DEFAULT_OS_RESERVE_BYTES;
 use crate::host::disk::{CheckedDisk, DiskRequirements, Inventory, Lsblk, check_disk};
 use crate::host::ostree::Stateroot;
-use crate::seed::{Expectations, PullOptions, Seed, SeedRef};
+use crate::seed::{Expectations, PullOptions, Seed, SeedRef, Tarball};
 
 /// What the preflight found; the plan runs on it.
 pub struct Checked {
@@ -32,6 +33,7 @@ pub struct Checked {
     pub selinux: bool,
     /// Free-space estimate, for the log and the plan.
     pub estimate: String,
+    pub space: Estimate,
 }
 
 /// The programs the run will start, for this configuration.
@@ -46,7 +48,7 @@ pub fn tools_needed(
             "vgs", "pvs", "vgremove", "pvremove", "dmsetup", "mdadm", "wipefs",
         ]);
     }
-    t.extend(["coreos-installer", "sfdisk", "mount", "blkid"]);
+    t.extend(["coreos-installer", "sfdisk", "mount", "umount", "blkid"]);
     if !c.use_containers_folder {
         t.extend(["mkfs.xfs", "growpart", "xfs_growfs"]);
     }
@@ -55,6 +57,10 @@ pub fn tools_needed(
     }
     if registry_seed || !c.precache_disabled {
         t.push("podman");
+    }
+    if registry_seed {
+        // The preflight reads the seed's manifest and labels with it.
+        t.push("skopeo");
     }
     if c.shutdown {
         t.push("systemctl");
@@ -130,6 +136,7 @@ pub fn run(opts: &Options) -> Result<Checked> {
     }
 
     // The seed.
+    let registry_seed = matches!(seed_ref_kind(&c.seed_image), Some(true));
     let stateroot = match Stateroot::for_seed_version(&c.seed_version) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -149,8 +156,12 @@ pub fn run(opts: &Options) -> Result<Checked> {
     if let Some(SeedRef::Docker(r)) = &seed_ref {
         need_auth(&mut p, &auths, &pull_secret, registry_of(r), "seedImage");
     }
+    // The live system's registries.conf, as podman on it uses (mirrors,
+    // insecure registries).
+    let registries_conf = root.join("etc/containers/registries.conf");
     let pull = PullOptions {
         authfile: pull_secret.exists().then(|| pull_secret.clone()),
+        registries_conf: registries_conf.exists().then_some(registries_conf),
         workdir: opts.workdir.clone().unwrap_or_else(|| root.join("var/tmp")),
         ..PullOptions::default()
     };
@@ -158,8 +169,15 @@ pub fn run(opts: &Options) -> Result<Checked> {
         seed_version: Some(c.seed_version.clone()),
         extra_partition_label: (!c.use_containers_folder).then(|| c.extra_partition_label.clone()),
     };
+    // A registry seed: its manifest and labels only (podman pulls it once,
+    // in the pull-seed step; its tarballs are checked member by member as
+    // they are extracted). An offline seed is read whole now.
     let seed = seed_ref.as_ref().and_then(|r| {
-        match Seed::open(r, &pull, &expect).and_then(|s| s.verify().map(|()| s)) {
+        let opened = match r {
+            SeedRef::Docker(_) => Seed::open_remote(r, &pull, &expect),
+            _ => Seed::open(r, &pull, &expect).and_then(|s| s.verify().map(|()| s)),
+        };
+        match opened {
             Ok(s) => Some(s),
             Err(e) => {
                 p.add("seedImage", format!("{e:#}"));
@@ -167,6 +185,19 @@ pub fn run(opts: &Options) -> Result<Checked> {
             }
         }
     });
+    if let Some(img) = seed.as_ref().and_then(Seed::remote) {
+        let want = crate::seed::remote::machine_architecture();
+        if !img.architecture.is_empty() && img.architecture != want {
+            p.add(
+                "seedImage",
+                format!(
+                    "the seed is for architecture {}, this machine is {want}; use a seed made on \
+                     a {want} cluster",
+                    img.architecture
+                ),
+            );
+        }
+    }
     if let Some(s) = &seed
         && !c.precache_disabled
     {
@@ -177,7 +208,9 @@ pub fn run(opts: &Options) -> Result<Checked> {
             } else {
                 info.release_registry.as_str()
             };
-        if !registry.is_empty() && !s.containers().is_empty() {
+        // A registry seed's image list is read after its pull: assume it
+        // has images, as seeds do.
+        if !registry.is_empty() && (!s.containers().is_empty() || s.remote().is_some()) {
             need_auth(
                 &mut p,
                 &auths,
@@ -189,7 +222,6 @@ pub fn run(opts: &Options) -> Result<Checked> {
     }
 
     // Tools.
-    let registry_seed = matches!(seed_ref, Some(SeedRef::Docker(_)));
     for t in tools_needed(c, registry_seed, selinux) {
         if find_program(t).is_none() {
             p.add(
@@ -199,26 +231,37 @@ pub fn run(opts: &Options) -> Result<Checked> {
         }
     }
 
-    let estimate = match (&seed, &disk) {
+    let space = match (&seed, &disk) {
         (Some(s), Some(d)) => {
-            let seed_bytes = s
-                .image_size()
-                .map_or("unknown".into(), |b| format!("{b} bytes"));
-            format!(
-                "disk {} has {} bytes; extra partition {}; seed image {seed_bytes}; {} precache images",
-                d.dev_path,
-                d.size_bytes,
-                extra_bytes.map_or("none (useContainersFolder)".into(), |b| format!(
-                    "{b} bytes"
-                )),
-                s.containers().len()
-            )
+            let size = |t: Tarball| s.file_size(t.file_name());
+            let sizes = SeedSizes {
+                ostree_tgz: size(Tarball::Ostree),
+                var_tgz: size(Tarball::Var),
+                etc_tgz: size(Tarball::Etc),
+                image: s.image_size(),
+                pulled_into_storage: registry_seed,
+                precache_images: if c.precache_disabled {
+                    0
+                } else {
+                    s.containers().len()
+                },
+            };
+            let root_bytes = d.size_bytes.saturating_sub(extra_bytes.unwrap_or(0));
+            let e = Estimate::new(&sizes, root_bytes, extra_bytes);
+            for (field, m) in e.problems() {
+                p.add(field, m);
+            }
+            Some(e)
         }
+        _ => None,
+    };
+    let estimate = match (&space, &disk) {
+        (Some(e), Some(d)) => format!("disk {} has {} bytes; {e}", d.dev_path, d.size_bytes),
         _ => String::new(),
     };
     let problems = p.into_vec();
-    match (problems.is_empty(), disk, seed_ref, seed, stateroot) {
-        (true, Some(disk), Some(seed_ref), Some(seed), Some(stateroot)) => {
+    match (problems.is_empty(), disk, seed_ref, seed, stateroot, space) {
+        (true, Some(disk), Some(seed_ref), Some(seed), Some(stateroot), Some(space)) => {
             let seed_digest = seed_digest(&seed);
             Ok(Checked {
                 loaded,
@@ -231,14 +274,26 @@ pub fn run(opts: &Options) -> Result<Checked> {
                 extra_bytes,
                 selinux,
                 estimate,
+                space,
             })
         }
         _ => Err(InvalidInput(problems).into()),
     }
 }
 
-/// What identifies the seed for the journal: its commit and manifest.
+/// Whether `image` is a registry reference (`None`: not a seed reference).
+fn seed_ref_kind(image: &str) -> Option<bool> {
+    SeedRef::parse(image)
+        .ok()
+        .map(|r| matches!(r, SeedRef::Docker(_)))
+}
+
+/// What identifies the seed for the journal: its commit and manifest, or
+/// for a registry seed, its manifest digest.
 fn seed_digest(seed: &Seed) -> String {
+    if let Some(r) = seed.remote() {
+        return r.digest.clone();
+    }
     let mut bytes = seed.booted_deployment().checksum.clone().into_bytes();
     bytes.extend_from_slice(seed.cluster_info_json());
     crate::hash::hex(&crate::hash::sha256(&bytes))

@@ -3,12 +3,14 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use super::options::{Options, RUN_JOURNAL, TARGET_JOURNAL, TARGET_REPORT};
-use super::preflight;
+use super::report_url::{FINAL_WAIT, Report, Reporter};
 use super::steps::{IbiState, plan};
+use super::{preflight, resume};
 use crate::engine::{
     Cancel, Fingerprint, Location, Progress, RunOptions, RunReport, RunSummary, Runner,
 };
@@ -16,6 +18,24 @@ use crate::host::root::Root;
 
 /// Runs the whole flow (or, with `dry_run`, prints its plan).
 pub fn run(opts: &Options) -> Result<()> {
+    // The receiver hears about a refused preflight too; never in a dry run.
+    let reporter = match (&opts.report, opts.dry_run) {
+        (Some(t), false) => Some(Reporter::start(t)?),
+        _ => None,
+    };
+    let result = run_reported(opts, reporter.as_ref());
+    if let Some(r) = &reporter {
+        if let Err(e) = &result
+            && !r.sent_final()
+        {
+            r.send(Report::now("preflight", "failed", format!("{e:#}"), true));
+        }
+        r.finish(FINAL_WAIT);
+    }
+    result
+}
+
+fn run_reported(opts: &Options, reporter: Option<&Arc<Reporter>>) -> Result<()> {
     let checked = preflight::run(opts)?;
     tracing::info!("preflight passed: {}", checked.estimate);
     let config_bytes = std::fs::read(&opts.config_file)
@@ -35,16 +55,28 @@ pub fn run(opts: &Options) -> Result<()> {
         power_off: false,
     };
     let plan = plan();
+    if let Some(u) = &opts.until {
+        plan.find(u).context("--until")?;
+    }
+    // Before any step (the first wipes the disk): an earlier run of this
+    // install, whose journal /run lost in a reboot, is continued.
+    let scratch = tempfile::tempdir().context("creating a scratch directory")?;
+    let earlier = resume::find_earlier(&state, &fingerprint, opts.restart, scratch.path())?;
+    let mut progress = Progress::standard(opts.progress_json.as_ref())?;
+    if let Some(r) = reporter {
+        progress = progress.with_sink(r.sink());
+    }
     let mut runner = Runner::new(
         &plan,
         live.clone(),
         Location::new(live.clone(), RUN_JOURNAL),
         fingerprint.clone(),
     )
-    .progress(Progress::standard(opts.progress_json.as_ref())?)
+    .progress(progress)
     .options(RunOptions {
         dry_run: opts.dry_run,
         restart: opts.restart,
+        until: opts.until.clone(),
         ..RunOptions::default()
     });
     // One signal handler for the whole process: the engine's (SIGTERM and
@@ -55,8 +87,8 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     runner = runner.cancel(cancel);
     let target = state.target();
-    if target.join(TARGET_JOURNAL).exists() {
-        runner = runner.also_look_in(Location::new(Root::open(&target)?, TARGET_JOURNAL));
+    if let resume::Earlier::Resume(at) = earlier {
+        runner = runner.also_look_in(at);
     }
     let summary = runner.run(&mut state);
     if opts.dry_run {
@@ -70,6 +102,10 @@ pub fn run(opts: &Options) -> Result<()> {
     let power_off = state.power_off && summary.error.is_none();
     summary.into_result()?;
     if power_off {
+        if let Some(r) = reporter {
+            // The last word must leave before the machine goes down.
+            r.finish(FINAL_WAIT);
+        }
         crate::host::command::Cmd::new("systemctl")
             .arg("poweroff")
             .describe("powering off")
@@ -135,11 +171,14 @@ pub fn dry_run_text(state: &IbiState, summary: &RunSummary) -> String {
         "disk: {} ({} bytes, {}-byte sectors)",
         c.disk.dev_path, c.disk.size_bytes, c.disk.sector_size
     );
+    let commit = match c.seed.remote() {
+        Some(r) => format!("manifest {}; its files are read after the pull", r.digest),
+        None => format!("commit {}", c.seed.booted_deployment().checksum),
+    };
     let _ = writeln!(
         out,
-        "seed: {} (commit {}, stateroot {})",
+        "seed: {} ({commit}, stateroot {})",
         c.seed_ref,
-        c.seed.booted_deployment().checksum,
         c.stateroot.as_str()
     );
     let _ = writeln!(
@@ -149,6 +188,7 @@ pub fn dry_run_text(state: &IbiState, summary: &RunSummary) -> String {
         c.extra_start.as_deref().unwrap_or("-"),
         c.extra_bytes.unwrap_or(0)
     );
+    let _ = writeln!(out, "space: {}", c.space);
     let _ = writeln!(out, "target: {}", state.target().display());
     out.push_str(&summary.dry_run_text());
     out

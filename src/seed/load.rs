@@ -100,6 +100,33 @@ pub fn load(source: &Source) -> Result<Loaded> {
     Ok(l)
 }
 
+/// Only what the labels say (a registry seed before its pull): the format
+/// version and the cluster info, from `seed_cluster_info`, which carries
+/// the same bytes as manifest.json.
+pub fn load_labels(source: &Source) -> Loaded {
+    let mut l = Loaded::default();
+    check_labels(source, None, &mut l);
+    let Some(label) = source.labels().and_then(|m| m.get(CLUSTER_INFO_LABEL)) else {
+        return l;
+    };
+    match files::parse_cluster_info(label.as_bytes()) {
+        Ok(info) => {
+            if info.seed_cluster_ocp_version.is_empty() {
+                l.findings.error(
+                    format!("the label {CLUSTER_INFO_LABEL} has no seed_cluster_ocp_version: the seed's OpenShift version is unknown"),
+                    REMAKE,
+                );
+            }
+            l.cluster_info = Some(info);
+            l.cluster_info_json = Some(label.as_bytes().to_vec());
+        }
+        Err(e) => l
+            .findings
+            .error(format!("the label {CLUSTER_INFO_LABEL} {e}"), REMAKE),
+    }
+    l
+}
+
 /// A small root file's bytes, or a finding saying why not. A missing file
 /// was already reported by `check_required`.
 fn read(source: &Source, name: &str, findings: &mut Problems) -> Option<Vec<u8>> {

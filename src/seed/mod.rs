@@ -28,6 +28,7 @@ mod meta;
 mod oci;
 pub mod pull;
 pub mod reference;
+pub mod remote;
 pub mod scan;
 mod source;
 
@@ -136,10 +137,73 @@ impl Seed {
         })
     }
 
+    /// A registry seed from its manifest and labels only, nothing copied
+    /// (`remote`): the label checks and `expect` are applied; the files
+    /// (commit, kernel arguments, image list) are empty until the seed is
+    /// pulled and opened again from its mount. Other references: `open`.
+    pub fn open_remote(
+        reference: &SeedRef,
+        pull: &PullOptions,
+        expect: &Expectations,
+    ) -> Result<Self> {
+        let SeedRef::Docker(r) = reference else {
+            return Self::open(reference, pull, expect);
+        };
+        let image = remote::inspect(r, pull)?;
+        let source = Source::Remote(image);
+        let mut l = load::load_labels(&source);
+        let mut findings = std::mem::take(&mut l.findings);
+        checks::check(&l, expect, &mut findings);
+        let (Some(cluster_info), Some(cluster_info_json), false) = (
+            l.cluster_info.clone(),
+            l.cluster_info_json.clone(),
+            findings.has_errors(),
+        ) else {
+            return Err(SeedUnusable {
+                seed: reference.to_string(),
+                findings: findings.errors(),
+            }
+            .into());
+        };
+        Ok(Self {
+            reference: reference.clone(),
+            source,
+            format_version: l.format_version,
+            cluster_info,
+            cluster_info_json,
+            booted: BootedDeployment {
+                id: String::new(),
+                deployment: String::new(),
+                checksum: String::new(),
+                serial: 0,
+                osname: String::new(),
+            },
+            machine_config: MachineConfigSummary::default(),
+            origin: Vec::new(),
+            containers: Vec::new(),
+            etc_deletions: Vec::new(),
+            notes: findings.into_vec(),
+        })
+    }
+
+    /// The registry's view of a seed opened with `open_remote` (its files
+    /// are not read yet); `None` otherwise.
+    pub fn remote(&self) -> Option<&remote::RemoteImage> {
+        match &self.source {
+            Source::Remote(r) => Some(r),
+            _ => None,
+        }
+    }
+
     /// The bytes the image's layers take (`None` for a directory), for
     /// free-space estimates.
     pub fn image_size(&self) -> Option<u64> {
         self.source.image_size()
+    }
+
+    /// The size of root file `name` (a tarball), if the seed has it.
+    pub fn file_size(&self, name: &str) -> Option<u64> {
+        self.source.info(name).ok().flatten().map(|i| i.size)
     }
 
     pub fn reference(&self) -> &SeedRef {

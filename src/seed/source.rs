@@ -15,6 +15,8 @@ use super::pull::{self, PullOptions, Pulled};
 use super::reference::SeedRef;
 use crate::host::input::{InputKind, open_input, read_input};
 
+const NOT_PULLED: &str = "the seed is not pulled yet (only its manifest and labels were read)";
+
 /// What a root file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
@@ -34,6 +36,9 @@ pub enum Source {
         /// Keeps a pulled copy alive as long as the source.
         _pulled: Option<Pulled>,
     },
+    /// A registry image known by its manifest and config only: labels and
+    /// sizes, no files (`Seed::open_remote`).
+    Remote(super::remote::RemoteImage),
 }
 
 impl Source {
@@ -63,6 +68,7 @@ impl Source {
         match self {
             Self::Dir(_) => None,
             Self::Image { image, .. } => Some(&image.labels),
+            Self::Remote(r) => Some(&r.labels),
         }
     }
 
@@ -71,6 +77,7 @@ impl Source {
         match self {
             Self::Dir(_) => None,
             Self::Image { image, .. } => Some(image.size()),
+            Self::Remote(r) => Some(r.layers_bytes),
         }
     }
 
@@ -87,6 +94,7 @@ impl Source {
                 Ok(names)
             }
             Self::Image { index, .. } => Ok(index.entries.keys().cloned().collect()),
+            Self::Remote(_) => Ok(Vec::new()),
         }
     }
 
@@ -122,6 +130,7 @@ impl Source {
                 mode: e.mode,
                 odd_type: e.odd_type.clone(),
             })),
+            Self::Remote(_) => Ok(None),
         }
     }
 
@@ -142,6 +151,7 @@ impl Source {
         match self {
             Self::Dir(d) => Ok(Some(read_input(&d.join(name), InputKind::SeedMetadata)?)),
             Self::Image { index, .. } => Ok(index.small.get(name).cloned()),
+            Self::Remote(_) => Ok(None),
         }
     }
 
@@ -159,6 +169,7 @@ impl Source {
                 }
                 layer::open(image, e)
             }
+            Self::Remote(_) => bail!("{name}: {NOT_PULLED}"),
         }
     }
 
@@ -179,6 +190,7 @@ impl Source {
                 Ok(())
             }
             Self::Image { image, index, .. } => layer::visit(image, index, names, f),
+            Self::Remote(_) => bail!("{}: {NOT_PULLED}", names.join(", ")),
         }
     }
 }

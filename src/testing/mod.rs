@@ -6,6 +6,7 @@
 //! the library, so it can also be driven from scripts and benchmarks.
 
 pub mod fuzz;
+pub mod https_receiver;
 pub mod kube_api;
 mod kube_api_routes;
 mod kube_api_store;

@@ -96,6 +96,18 @@ impl LocalRegistry {
         Ok(target)
     }
 
+    /// How often the blob `digest` (`sha256:…`) was downloaded: GET
+    /// requests the registry answered with its content, from its access
+    /// log (HEAD requests, which only ask whether it exists, do not count).
+    pub fn blob_downloads(&self, digest: &str) -> usize {
+        let log = fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        let path = format!("/blobs/{digest} ");
+        log.lines()
+            .filter(|l| l.contains("\"GET /v2/") && l.contains(&path))
+            .filter(|l| l.contains("\" 200 ") || l.contains("\" 206 "))
+            .count()
+    }
+
     fn wait_ready(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -128,7 +140,7 @@ fn spawn(dir: &Path, port: u16) -> Result<Child> {
     let d = dir.display();
     let config = format!(
         "version: 0.1\n\
-         log:\n  level: error\n  accesslog:\n    disabled: true\n\
+         log:\n  level: error\n  accesslog:\n    disabled: false\n\
          storage:\n  filesystem:\n    rootdirectory: {d}/storage\n\
          http:\n  addr: 127.0.0.1:{port}\n  secret: sprout-test\n  \
          tls:\n    certificate: {d}/cert.pem\n    key: {d}/key.pem\n\
@@ -153,8 +165,9 @@ fn spawn(dir: &Path, port: u16) -> Result<Child> {
     Ok(child)
 }
 
-/// A self-signed certificate for 127.0.0.1 that is its own CA.
-fn write_tls(dir: &Path) -> Result<()> {
+/// A self-signed certificate for 127.0.0.1 that is its own CA, and its
+/// key: (certificate PEM, PKCS#8 key PEM).
+pub fn self_signed_localhost() -> Result<(Vec<u8>, Vec<u8>)> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
     let mut name = X509NameBuilder::new()?;
@@ -181,11 +194,14 @@ fn write_tls(dir: &Path) -> Result<()> {
         .build(&b.x509v3_context(None, None))?;
     b.append_extension(san)?;
     b.sign(&key, MessageDigest::sha256())?;
-    let cert = b.build().to_pem()?;
+    Ok((b.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
+}
+
+fn write_tls(dir: &Path) -> Result<()> {
+    let (cert, key) = self_signed_localhost()?;
     fs::write(dir.join("cert.pem"), &cert).context("writing cert.pem")?;
     let mut k = fs::File::create(dir.join("key.pem")).context("creating key.pem")?;
-    k.write_all(&key.private_key_to_pem_pkcs8()?)
-        .context("writing key.pem")?;
+    k.write_all(&key).context("writing key.pem")?;
     fs::create_dir_all(dir.join("certs")).context("creating certs/")?;
     fs::write(dir.join("certs/ca.crt"), &cert).context("writing certs/ca.crt")?;
     Ok(())

@@ -13,9 +13,14 @@
 //! (writes the `rhcos` sysroot into `<root>/mnt` with the real ostree
 //! CLI instead of a disk image), `sfdisk` (prints a GPT of what was "done"
 //! so far), `blkid`, `mkfs.xfs`, `growpart`, `mount`, `xfs_growfs`,
-//! `restorecon`, the LVM/DM/RAID/wipefs cleanup tools, `podman` (records
-//! pulls; no registry) and `systemctl` (no power-off here). The VM test
-//! runs all of them for real.
+//! `restorecon`, the LVM/DM/RAID/wipefs cleanup tools, `umount`, `podman`
+//! (records precache pulls without a registry, refuses an `arm64-only`
+//! image as podman refuses one without this machine's architecture; the
+//! seed itself it downloads for real from a test registry with skopeo and
+//! "mounts" as the seed's files) and `systemctl` (no power-off here). The
+//! read-only look at the root partition after a "reboot" (ibi::resume)
+//! makes its mount point a link to `<root>/mnt`. The VM test runs the
+//! real tools.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -41,6 +46,7 @@ pub const STANDINS: &[&str] = &[
     "mkfs.xfs",
     "growpart",
     "mount",
+    "umount",
     "xfs_growfs",
     "restorecon",
     "podman",
@@ -57,8 +63,8 @@ pub struct Machine {
     pub seed: BuiltSeed,
 }
 
-/// The seed: small, with three precache images.
-pub fn seed(work: &Path, var_payload: u64) -> BuiltSeed {
+/// The seed: small, with three precache images (and `extra`).
+pub fn seed(work: &Path, var_payload: u64, extra: &[&str]) -> BuiltSeed {
     let mut spec = SeedSpec {
         var_payload,
         var_small_files: 8,
@@ -67,26 +73,32 @@ pub fn seed(work: &Path, var_payload: u64) -> BuiltSeed {
     spec.info.seed_cluster_ocp_version = SEED_VERSION.into();
     spec.containers = (1..=3)
         .map(|i| format!("quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:{i:064x}"))
+        .chain(extra.iter().map(|s| s.to_string()))
         .collect();
     spec.build(work).unwrap()
 }
 
 impl Machine {
     pub fn new(var_payload: u64) -> Machine {
-        Self::build(var_payload, None)
+        Self::build(var_payload, None, &[])
+    }
+
+    /// A machine whose seed lists `images` after the usual three.
+    pub fn with_extra_images(images: &[&str]) -> Machine {
+        Self::build(64 << 10, None, images)
     }
 
     /// Another machine installing the same seed (from `other`'s files).
     pub fn sharing_seed(other: &Machine) -> Machine {
-        Self::build(0, Some(other.seed.clone()))
+        Self::build(0, Some(other.seed.clone()), &[])
     }
 
-    fn build(var_payload: u64, shared: Option<BuiltSeed>) -> Machine {
+    fn build(var_payload: u64, shared: Option<BuiltSeed>, extra: &[&str]) -> Machine {
         let dir = tempfile::tempdir().unwrap();
         let seed = shared.unwrap_or_else(|| {
             let seed_dir = dir.path().join("seed");
             std::fs::create_dir(&seed_dir).unwrap();
-            seed(&seed_dir, var_payload)
+            seed(&seed_dir, var_payload, extra)
         });
         let root = dir.path().join("root");
         let bin = dir.path().join("bin");
@@ -184,6 +196,7 @@ impl Machine {
         c.env("PATH", path)
             .env("STANDIN_STATE", &self.state)
             .env("STANDIN_ROOT", &self.root)
+            .env("STANDIN_SEED_ROOT", &self.seed.root)
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("SPROUT_LOG");

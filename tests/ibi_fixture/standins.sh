@@ -11,7 +11,20 @@ if [ "${1:-}" = --version ] || [ "${1:-}" = -V ]; then
     exit 0
 fi
 case "$tool" in
-vgs|pvs|vgremove|pvremove|mdadm|wipefs|mount|xfs_growfs|restorecon|systemctl) ;;
+vgs|pvs|vgremove|pvremove|mdadm|xfs_growfs|restorecon|systemctl) ;;
+wipefs)
+    # The partition table goes with the signatures.
+    rm -f "$STANDIN_STATE/installed" "$STANDIN_STATE/appended" "$STANDIN_STATE/mkfs" "$STANDIN_STATE/grown"
+    ;;
+mount)
+    # The read-only look at the root partition after a "reboot"
+    # (ibi::resume): the partition's file system is $STANDIN_ROOT/mnt, so
+    # the mount point becomes a link to it. Other mounts change nothing.
+    if [ "${1:-}" = -o ] && [ "${2:-}" = ro ]; then
+        rmdir "$4" && ln -s "$STANDIN_ROOT/mnt" "$4"
+    fi
+    ;;
+umount) if [ -L "$1" ]; then rm "$1" && mkdir "$1"; fi ;;
 dmsetup) [ "${1:-}" = ls ] && echo "No devices found" ;;
 coreos-installer)
     [ "$1" = install ] || { echo "coreos-installer stand-in: only install" >&2; exit 2; }
@@ -32,6 +45,8 @@ coreos-installer)
     ostree admin os-init --sysroot="$sysroot" rhcos >/dev/null
     ostree admin deploy --sysroot="$sysroot" --os=rhcos --karg-none --karg=root=LABEL=root metal >/dev/null
     mkdir -p "$sysroot/boot"
+    # A new partition table id for each install, as a real one gets.
+    cat /proc/sys/kernel/random/uuid > "$STANDIN_STATE/ptid"
     touch "$STANDIN_STATE/installed"
     ;;
 sfdisk)
@@ -45,13 +60,13 @@ sfdisk)
     if [ -e "$STANDIN_STATE/appended" ]; then
         start=$(sed -n 's/^start=\([0-9]*\), name="\(.*\)"$/\1/p' "$STANDIN_STATE/appended")
         name=$(sed -n 's/^start=\([0-9]*\), name="\(.*\)"$/\2/p' "$STANDIN_STATE/appended")
-        extra=",{\"node\":\"/dev/vda5\",\"start\":$start,\"size\":$((disk_sectors - 34 - start)),\"type\":\"0FC63DAF-8483-4772-8E79-3D69D8477DE4\",\"name\":\"$name\"}"
+        extra=",{\"node\":\"/dev/vda5\",\"start\":$start,\"size\":$((disk_sectors - 34 - start)),\"type\":\"0FC63DAF-8483-4772-8E79-3D69D8477DE4\",\"name\":\"$name\",\"uuid\":\"5a5a5a5a-0000-4000-a000-000000000005\"}"
         [ -e "$STANDIN_STATE/grown" ] && root_size=$((start - 788480))
     fi
     cat <<JSON
-{"partitiontable":{"label":"gpt","id":"00000000-0000-4000-a000-000000000001","device":"$2","unit":"sectors","firstlba":34,"lastlba":$((disk_sectors - 34)),"sectorsize":512,
- "partitions":[{"node":"/dev/vda3","start":2048,"size":786432,"type":"0FC63DAF-8483-4772-8E79-3D69D8477DE4","name":"boot"},
-  {"node":"/dev/vda4","start":788480,"size":$root_size,"type":"0FC63DAF-8483-4772-8E79-3D69D8477DE4","name":"root"}$extra]}}
+{"partitiontable":{"label":"gpt","id":"$(cat "$STANDIN_STATE/ptid")","device":"$2","unit":"sectors","firstlba":34,"lastlba":$((disk_sectors - 34)),"sectorsize":512,
+ "partitions":[{"node":"/dev/vda3","start":2048,"size":786432,"type":"0FC63DAF-8483-4772-8E79-3D69D8477DE4","name":"boot","uuid":"5a5a5a5a-0000-4000-a000-000000000003"},
+  {"node":"/dev/vda4","start":788480,"size":$root_size,"type":"0FC63DAF-8483-4772-8E79-3D69D8477DE4","name":"root","uuid":"5a5a5a5a-0000-4000-a000-000000000004"}$extra]}}
 JSON
     ;;
 blkid)
@@ -63,7 +78,27 @@ podman)
     touch "$STANDIN_STATE/images"
     case "$1 ${2:-}" in
     "image exists") grep -qxF "$3" "$STANDIN_STATE/images" ;;
-    "pull "*) echo "$2" >> "$STANDIN_STATE/pulls.log"; echo "$2" >> "$STANDIN_STATE/images" ;;
+    "pull --authfile")
+        # The seed (sprout's argv: pull --authfile FILE IMAGE): downloaded
+        # for real from the test registry, so its transfers can be counted;
+        # the registry's own CA is not given to this stand-in.
+        rm -rf "$STANDIN_STATE/seed-image"
+        skopeo copy --quiet --src-authfile "$3" --src-tls-verify=false "docker://$4" "dir:$STANDIN_STATE/seed-image" >&2
+        echo "$4" >> "$STANDIN_STATE/seed-pulls.log"; echo "$4" >> "$STANDIN_STATE/images" ;;
+    "image mount")
+        # What podman's overlay mount of the seed shows: its files.
+        grep -qxF "$3" "$STANDIN_STATE/images" || { echo "Error: $3: image not known" >&2; exit 125; }
+        echo "$STANDIN_SEED_ROOT" ;;
+    "pull "*)
+        case "$2" in
+        *arm64-only*)
+            echo "Error: choosing an image from manifest list docker://$2: no image found in image index for architecture \"amd64\", variant \"\", OS \"linux\"" >&2
+            exit 125
+            ;;
+        esac
+        # A slow registry, so a test can stop a run in the middle.
+        [ -n "${STANDIN_PULL_SECONDS:-}" ] && sleep "$STANDIN_PULL_SECONDS"
+        echo "$2" >> "$STANDIN_STATE/pulls.log"; echo "$2" >> "$STANDIN_STATE/images" ;;
     *) echo "podman stand-in: $*" >&2; exit 2 ;;
     esac
     ;;

@@ -517,6 +517,8 @@ fn mount_target(ctx: &Ctx<'_>, s: &mut IbiState) -> Result<()> {
             .describe("mounting the new disk")
             .run_streaming(|_| {})?;
     }
+    // What a run after a reboot compares the disk with (ibi::resume).
+    crate::ibi::resume::record_disk(s, &table)?;
     let root = Root::open(s.target())?;
     ctx.relocate_journal(Location::new(root, TARGET_JOURNAL));
     Ok(())

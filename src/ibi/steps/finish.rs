@@ -56,6 +56,11 @@ pub fn steps() -> Vec<IbiStep> {
                 .then_some((info.release_registry.as_str(), c.release_registry.as_str()));
                 let list = std::fs::read_to_string(s.live().join(r::LIVE_CONTAINERS_LIST))?;
                 let images = precache::image_list(&list, replace);
+                ctx.progress().message(crate::ibi::space::message(
+                    &format!("{} precache images", images.len()),
+                    crate::ibi::space::precache_bytes(images.len()),
+                    &s.storage(),
+                ));
                 let st = precache::pull_all(
                     ctx,
                     &images,
@@ -64,9 +69,10 @@ pub fn steps() -> Vec<IbiStep> {
                     c.precache_best_effort,
                 )?;
                 tracing::info!(
-                    "precache: {} of {} images in the storage",
+                    "precache: {} of {} images in the storage, {} skipped (not for this architecture)",
                     st.pulled,
-                    st.total
+                    st.total,
+                    st.skipped.len()
                 );
                 Ok(())
             },

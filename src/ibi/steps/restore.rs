@@ -39,6 +39,11 @@ fn deployed(
     })
 }
 
+/// Whether step `id` reads the seed's files (all of these after pull-seed).
+pub fn reads_seed_files(id: &str) -> bool {
+    id != "pull-seed" && steps().iter().any(|s| s.id == id)
+}
+
 pub fn steps() -> Vec<IbiStep> {
     vec![
         IbiStep {
@@ -95,6 +100,11 @@ pub fn steps() -> Vec<IbiStep> {
             },
             run: |ctx, s| {
                 let sysroot = s.sysroot()?;
+                ctx.progress().message(crate::ibi::space::message(
+                    "the seed on the root partition",
+                    s.checked.space.root_needed,
+                    &s.target(),
+                ));
                 let ws = workspace(s);
                 std::fs::create_dir_all(&ws)
                     .with_context(|| format!("creating {}", ws.display()))?;
