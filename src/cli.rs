@@ -74,6 +74,10 @@ pub struct IbiArgs {
     /// Run the checks and print every command of the plan; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the run report as one JSON document on stdout at the end,
+    /// also after a failure (docs/json-output.md); messages go to stderr
+    #[arg(long, conflicts_with = "dry_run")]
+    pub json: bool,
     /// Start over (wipe and install again), even over an earlier run found in /run or on the disk
     #[arg(long)]
     pub restart: bool,
@@ -234,6 +238,10 @@ pub struct PostPivotArgs {
     /// would write and the exact recert_config.json; change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the final status (post-pivot-status.json) as one JSON document
+    /// on stdout, also after a failure (docs/json-output.md)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -385,6 +393,12 @@ impl TryFrom<&IbiArgs> for crate::ibi::Options {
         o.dry_run = a.dry_run;
         o.restart = a.restart;
         o.progress_json = a.progress_json.as_deref().map(str::parse).transpose()?;
+        if a.json && o.progress_json == Some(crate::engine::ProgressTarget::Fd(1)) {
+            anyhow::bail!(
+                "--json and --progress-json fd:1 both want stdout; send the events to another fd or a file"
+            );
+        }
+        o.json = a.json;
         o.keep_seed_agent = a.keep_seed_agent;
         o.workdir = a.workdir.clone();
         o.until = a.until.clone();

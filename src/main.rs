@@ -31,9 +31,7 @@ fn main() -> ExitCode {
                     report.verdict()
                 })
         }
-        Command::PostPivot(args) => {
-            sprout::postpivot::run(&(&args).into()).and_then(|out| stdout::write(&out))
-        }
+        Command::PostPivot(args) => sprout::postpivot::main(&(&args).into(), args.json),
         Command::Ibi(args) => {
             sprout::ibi::Options::try_from(&args).and_then(|o| sprout::ibi::run(&o))
         }

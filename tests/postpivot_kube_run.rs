@@ -13,7 +13,12 @@
 
 #[path = "postpivot/node.rs"]
 mod node;
+#[path = "support/schema.rs"]
+mod schema;
 mod support;
+
+// tests/support/schema.rs finds the repository through the crate root.
+use support::repo;
 
 use std::time::Duration;
 
@@ -180,12 +185,16 @@ fn a_full_run_against_the_api_test_server_succeeds() {
     assert_eq!(status["state"], "failed", "{status}");
     assert_eq!(status["current_step"], "api", "{status}");
     assert_eq!(status["attempt"], 1);
+    schema::assert_valid("post-pivot-status", &status);
 
     // Second start, the API server up: it resumes after recert and ends.
     server.stop_failing();
     let cluster = KubeCluster::new(kubeconfig.clone(), bounds).unwrap();
     let applier = KubeApplier { kubeconfig };
-    let result = flow::run_with(&opts, Box::new(cluster), Box::new(applier));
+    let (result, last) = flow::run_with_status(&opts, Box::new(cluster), Box::new(applier));
+    // What `post-pivot --json` prints for this start (issue 15).
+    let doc =
+        serde_json::to_value(sprout::postpivot::json::document(&result, last).unwrap()).unwrap();
     let status_text =
         std::fs::read_to_string(root.join("var/lib/sprout/post-pivot-status.json")).unwrap();
     assert!(
@@ -198,6 +207,10 @@ fn a_full_run_against_the_api_test_server_succeeds() {
     let status: serde_json::Value = serde_json::from_str(&status_text).unwrap();
     assert_eq!(status["state"], "succeeded", "{status}");
     assert_eq!(status["attempt"], 0);
+    schema::assert_valid("post-pivot-status", &status);
+    assert_eq!(doc, status, "the --json document is the status file's");
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["problems"], json!([]));
     let steps: Vec<&str> = status["steps"]
         .as_array()
         .unwrap()

@@ -85,11 +85,16 @@ fn shown(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// The problems of a failed run: each input problem as found, else the
-/// error with its context chain as the text report prints it. Messages are
-/// cleaned as the text report cleans them (no key material, excerpts only).
+/// The problems of a failed run: each input problem as found (also below
+/// a step's "step X failed", which the engine keeps as the source), else
+/// the error with its context chain as the text report prints it. Messages
+/// are cleaned as the text report cleans them (no key material, excerpts
+/// only).
 pub fn problems_of(e: &anyhow::Error) -> Vec<Problem> {
-    let mut list = match e.downcast_ref::<InvalidInput>() {
+    let invalid = e
+        .downcast_ref::<InvalidInput>()
+        .or_else(|| e.chain().find_map(|c| c.downcast_ref::<InvalidInput>()));
+    let mut list = match invalid {
         Some(InvalidInput(list)) => list.clone(),
         None => vec![Problem::error(format!("{e:#}"))],
     };

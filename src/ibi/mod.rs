@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod json;
 pub mod options;
 pub mod precache;
 pub mod preflight;

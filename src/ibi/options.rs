@@ -46,6 +46,8 @@ pub struct Options {
     pub until: Option<String>,
     /// Where each step's outcome is POSTed (`--report-url`), if anywhere.
     pub report: Option<crate::ibi::report_url::ReportTarget>,
+    /// Print the report document on stdout at the end (`--json`).
+    pub json: bool,
 }
 
 impl Options {
@@ -61,6 +63,7 @@ impl Options {
             agent_binary: None,
             until: None,
             report: None,
+            json: false,
         }
     }
 }

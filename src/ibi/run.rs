@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use super::json::Document as JsonDocument;
 use super::options::{Options, RUN_JOURNAL, TARGET_JOURNAL, TARGET_REPORT};
 use super::report_url::{FINAL_WAIT, Report, Reporter};
 use super::steps::{IbiState, plan};
@@ -23,7 +24,17 @@ pub fn run(opts: &Options) -> Result<()> {
         (Some(t), false) => Some(Reporter::start(t)?),
         _ => None,
     };
-    let result = run_reported(opts, reporter.as_ref());
+    let mut printed = false;
+    let result = run_reported(opts, reporter.as_ref(), &mut printed);
+    if opts.json
+        && !printed
+        && let Err(e) = &result
+    {
+        // Stopped before the run's own document: the refusal's.
+        if let Err(w) = JsonDocument::refused(e).print() {
+            tracing::warn!("{w:#}");
+        }
+    }
     if let Some(r) = &reporter {
         if let Err(e) = &result
             && !r.sent_final()
@@ -35,7 +46,12 @@ pub fn run(opts: &Options) -> Result<()> {
     result
 }
 
-fn run_reported(opts: &Options, reporter: Option<&Arc<Reporter>>) -> Result<()> {
+/// `printed`: set once the `--json` document is out.
+fn run_reported(
+    opts: &Options,
+    reporter: Option<&Arc<Reporter>>,
+    printed: &mut bool,
+) -> Result<()> {
     let checked = preflight::run(opts)?;
     tracing::info!("preflight passed: {}", checked.estimate);
     let config_bytes = std::fs::read(&opts.config_file)
@@ -96,8 +112,20 @@ fn run_reported(opts: &Options, reporter: Option<&Arc<Reporter>>) -> Result<()> 
         return summary.into_result();
     }
     eprint!("{}", timings(&summary));
-    if let Err(e) = write_report(&summary, &config, &fingerprint, &target) {
-        tracing::warn!("{e:#}");
+    match RunReport::new(&summary, &config, &fingerprint) {
+        Ok(report) => {
+            let report = report.with_tools_run();
+            let doc = JsonDocument::of_run(&report, summary.error.as_ref());
+            if let Err(e) = write_report(&doc, &target) {
+                tracing::warn!("{e:#}");
+            }
+            if opts.json {
+                // Before a power-off: the caller reads it first.
+                doc.print()?;
+                *printed = true;
+            }
+        }
+        Err(e) => tracing::warn!("making the run report: {e:#}"),
     }
     let power_off = state.power_off && summary.error.is_none();
     summary.into_result()?;
@@ -115,20 +143,14 @@ fn run_reported(opts: &Options, reporter: Option<&Arc<Reporter>>) -> Result<()> 
 }
 
 /// The report on the target disk, once it is mounted.
-fn write_report(
-    summary: &RunSummary,
-    config: &crate::api::ibi_config::IbiConfig,
-    fp: &Fingerprint,
-    target: &Path,
-) -> Result<()> {
+fn write_report(doc: &JsonDocument<'_>, target: &Path) -> Result<()> {
     if !target.join(TARGET_JOURNAL).exists() {
         tracing::info!(
             "the target disk is not mounted; the report stays in the journal under /run"
         );
         return Ok(());
     }
-    let report = RunReport::new(summary, config, fp)?.with_tools_run();
-    report.write(&Root::open(target)?, Path::new(TARGET_REPORT))
+    doc.write(&Root::open(target)?, Path::new(TARGET_REPORT))
 }
 
 /// The end-of-run table: each step, its outcome and its time.

@@ -75,13 +75,21 @@ pub fn is_terminal(e: &anyhow::Error) -> bool {
 
 /// Runs the flow with the production cluster client.
 pub fn run(opts: &Options) -> Result<Finished> {
+    run_status(opts).0
+}
+
+/// [`run`], and the final status it wrote (none when it stopped before
+/// writing one), for `--json`.
+pub fn run_status(opts: &Options) -> (Result<Finished>, Option<Status>) {
     // Below `--root`, like every other file of the flow (`/` on the node).
     let kubeconfig = opts.root.join(LB_EXT_KUBECONFIG.trim_start_matches('/'));
     let applier = KubeApplier {
         kubeconfig: kubeconfig.clone(),
     };
-    let cluster = KubeCluster::new(kubeconfig, ApplyOptions::default())?;
-    run_with(opts, Box::new(cluster), Box::new(applier))
+    match KubeCluster::new(kubeconfig, ApplyOptions::default()) {
+        Ok(cluster) => run_with_status(opts, Box::new(cluster), Box::new(applier)),
+        Err(e) => (Err(e), None),
+    }
 }
 
 /// Runs the flow with the given cluster side (tests give stand-ins).
@@ -89,6 +97,26 @@ pub fn run_with(
     opts: &Options,
     cluster: Box<dyn Cluster>,
     applier: Box<dyn ManifestApplier>,
+) -> Result<Finished> {
+    run_with_status(opts, cluster, applier).0
+}
+
+/// [`run_with`], and the final status it wrote.
+pub fn run_with_status(
+    opts: &Options,
+    cluster: Box<dyn Cluster>,
+    applier: Box<dyn ManifestApplier>,
+) -> (Result<Finished>, Option<Status>) {
+    let mut last = None;
+    let result = run_inner(opts, cluster, applier, &mut last);
+    (result, last)
+}
+
+fn run_inner(
+    opts: &Options,
+    cluster: Box<dyn Cluster>,
+    applier: Box<dyn ManifestApplier>,
+    last: &mut Option<Status>,
 ) -> Result<Finished> {
     let root = Root::open(&opts.root)?;
     let mut settings = Settings::load(&opts.root)?;
@@ -162,6 +190,7 @@ pub fn run_with(
                 state.settings.attempts,
                 ending,
                 Err(e),
+                last,
             );
         }
         progress = progress.with_sink(StatusSink::new(Root::open(&opts.root)?, first));
@@ -218,6 +247,7 @@ pub fn run_with(
         state.settings.attempts,
         ending,
         result,
+        last,
     )
 }
 
@@ -267,8 +297,12 @@ fn conclude(
     attempts: u32,
     ending: Ending,
     result: Result<()>,
+    last: &mut Option<Status>,
 ) -> Result<Finished> {
     let mut end = Status::new(attempt);
+    if let Err(e) = &result {
+        end.problems = crate::create::report::problems_of(e);
+    }
     end.steps = ending.steps;
     end.current_step = ending.failed_step.clone();
     end.error = ending.error;
@@ -286,6 +320,7 @@ fn conclude(
         }
     }
     end.write(root)?;
+    *last = Some(end.clone());
     match result {
         Ok(()) => {
             let line = match end.state {

@@ -12,6 +12,7 @@ pub mod effective;
 pub mod fingerprint;
 pub mod flow;
 pub mod inputs;
+pub mod json;
 pub mod kubeconfig_crypto;
 pub mod markers;
 pub mod recert_config;
@@ -39,6 +40,7 @@ pub const UNTIL_DISCOVERED: &str = "discovered";
 /// What post-pivot is asked to do: the flow's options (the CLI builds them
 /// in `cli.rs`; any other caller directly).
 pub use flow::Options;
+pub use json::main;
 
 /// Runs `sprout post-pivot`; returns what goes to stdout.
 pub fn run(opts: &Options) -> Result<String> {

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::api::diag::Problem;
 use crate::engine::clock;
 use crate::engine::progress::{Event, Sink, Stamped};
 use crate::host::root::Root;
@@ -18,6 +19,8 @@ pub const JOURNAL_FILE: &str = "var/lib/sprout/post-pivot-journal.json";
 /// Shown on the console's login prompt after a terminal failure (agetty
 /// reads `/etc/issue.d/*.issue`).
 pub const ISSUE_FILE: &str = "etc/issue.d/50-sprout-post-pivot.issue";
+/// The `schema` of the status document (docs/schema/post-pivot-status.v1.json).
+pub const SCHEMA: &str = "sprout/post-pivot-status/v1";
 
 /// Where the run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +36,20 @@ pub enum State {
     Terminal,
     /// SIGTERM: the next start resumes.
     Interrupted,
+    /// Stopped before it began (an earlier terminal failure, a bad
+    /// setting): only in `--json` documents; the file is left as it was.
+    Refused,
+}
+
+impl State {
+    /// Whether a start that ended so exits 0.
+    pub fn is_ok(self) -> bool {
+        matches!(self, State::Succeeded | State::Stopped)
+    }
+}
+
+fn schema_id() -> String {
+    SCHEMA.to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,9 +59,16 @@ pub struct StepStatus {
     pub duration_ms: u64,
 }
 
-/// The document in [`STATUS_FILE`].
+/// The document in [`STATUS_FILE`], and the `--json` one at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
+    /// Names the document and its version; files of earlier sprout
+    /// versions lack it.
+    #[serde(default = "schema_id")]
+    pub schema: String,
+    /// The state is `succeeded` or `stopped` (set on every write).
+    #[serde(default)]
+    pub ok: bool,
     pub state: State,
     /// The unit's start this is (1 for the first); reset by a success.
     pub attempt: u32,
@@ -54,17 +78,25 @@ pub struct Status {
     pub steps: Vec<StepStatus>,
     #[serde(default)]
     pub error: Vec<String>,
+    /// What stopped the start, in the shape of the other `--json`
+    /// documents (`api::diag::Problem`); set at its end. Not read back:
+    /// `error` is what a later start needs.
+    #[serde(default, skip_deserializing)]
+    pub problems: Vec<Problem>,
     pub updated: String,
 }
 
 impl Status {
     pub fn new(attempt: u32) -> Self {
         Self {
+            schema: schema_id(),
+            ok: false,
             state: State::Running,
             attempt,
             current_step: None,
             steps: Vec::new(),
             error: Vec::new(),
+            problems: Vec::new(),
             updated: clock::rfc3339(clock::now_ms()),
         }
     }
@@ -78,6 +110,7 @@ impl Status {
 
     pub fn write(&mut self, root: &Root) -> Result<()> {
         self.updated = clock::rfc3339(clock::now_ms());
+        self.ok = self.state.is_ok();
         let mut bytes = serde_json::to_vec_pretty(self).context("encoding the status")?;
         bytes.push(b'\n');
         root.create_dir_all("var/lib/sprout", 0o755)?;

@@ -56,6 +56,11 @@ impl std::error::Error for Terminal {}
 /// Makes `e` terminal, keeping its message.
 pub fn terminal(e: impl Into<anyhow::Error>) -> anyhow::Error {
     let e = e.into();
+    // An invalid input is terminal as it is (`flow::is_terminal`); kept
+    // whole so that its problems reach the status one by one.
+    if e.downcast_ref::<crate::api::diag::InvalidInput>().is_some() {
+        return e;
+    }
     anyhow::Error::new(Terminal(format!("{e:#}")))
 }
 
