@@ -59,3 +59,39 @@ pub fn refused(e: &anyhow::Error) -> Status {
     s.problems = problems_of(e);
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::diag::InvalidInput;
+    use crate::api::diag::Problem;
+
+    #[test]
+    fn a_status_file_of_an_earlier_version_still_loads() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("var/lib/sprout");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("post-pivot-status.json"),
+            r#"{"state":"failed","attempt":2,"current_step":"api","steps":[],"error":["x"],"updated":"2026-01-01T00:00:00.000Z"}"#,
+        )
+        .unwrap();
+        let s = Status::load(root.path()).unwrap();
+        assert_eq!((s.state, s.attempt), (State::Failed, 2));
+        assert_eq!(s.schema, crate::postpivot::status::SCHEMA);
+    }
+
+    #[test]
+    fn a_refusal_lists_each_input_problem() {
+        let e = anyhow::Error::from(InvalidInput(vec![
+            Problem::in_input("manifest.json", "hostname", "bad"),
+            Problem::in_input("manifest.json", "pull_secret", "bad too"),
+        ]))
+        .context("checking");
+        let s = document(&Err(e), None).unwrap();
+        assert_eq!(s.state, State::Refused);
+        assert!(!s.ok);
+        assert_eq!(s.problems.len(), 2);
+        assert_eq!(s.error.first().map(String::as_str), Some("checking"));
+    }
+}
