@@ -190,7 +190,8 @@ pub fn build_iso(
     tx.stage_with(out, name, SECRET_MODE, |tmp| {
         src.seek(SeekFrom::Start(0))
             .context("rewinding the base ISO")?;
-        let copied = crate::host::copy::durable_copy(&mut src, tmp)?.bytes;
+        // The transaction syncs the staged file once, after the patches.
+        let copied = crate::host::copy::copy_for_sync(&mut src, tmp)?.bytes;
         if copied != size {
             bail!(
                 "copied {copied} bytes of the base ISO, expected {size}; was it changed while being read?"
