@@ -139,12 +139,10 @@ fn scan(reader: impl Read, tx: &SyncSender<Result<Msg>>) {
 fn scan_inner(reader: impl Read, tx: &SyncSender<Result<Msg>>) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries().context("reading ostree.tgz")?;
-    let mut members = 0u64;
-    for entry in entries {
+    for (members, entry) in entries.enumerate() {
         let mut entry = entry.with_context(|| {
             format!("reading ostree.tgz after {members} members: it is corrupt or truncated")
         })?;
-        members += 1;
         if !entry.header().entry_type().is_file() {
             continue;
         }
