@@ -8,6 +8,7 @@ pub mod fs;
 pub mod input;
 pub mod mount;
 pub mod ostree;
+pub mod ostree_tar;
 pub mod outdir;
 pub mod root;
 pub mod shutdown;

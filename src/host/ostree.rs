@@ -260,6 +260,39 @@ impl OstreeSysroot {
         Ok(out)
     }
 
+    /// Imports the gzip tarball `reader` of an archive-mode repository (a
+    /// seed's `ostree.tgz`) straight into the sysroot's repository, without
+    /// extracting it first: every object's checksum verified by libostree,
+    /// one filesystem sync at the end, the commit marked partial until all
+    /// its objects are in (see [`super::ostree_tar`]). Refs in the tarball
+    /// are set as `pull --mirror` sets them.
+    pub fn import_tgz(
+        &self,
+        reader: Box<dyn std::io::Read + Send>,
+        checksum: &str,
+        progress: impl FnMut(PullProgress),
+    ) -> Result<PullProgress> {
+        let repo = self.sysroot.repo();
+        let mut last = PullProgress::default();
+        let mut progress = progress;
+        self.locked("import the seed", || {
+            super::ostree_tar::import_tgz(&repo, reader, checksum, |p| {
+                last = p.clone();
+                progress(p);
+            })
+            .with_context(|| {
+                format!(
+                    "importing ostree.tgz into {}/ostree/repo",
+                    self.path.display()
+                )
+            })
+        })?;
+        if !self.has_commit(checksum)? {
+            bail!("commit {checksum} is still partial after importing ostree.tgz");
+        }
+        Ok(last)
+    }
+
     /// True when the stateroot exists (`ostree admin os-init` was run).
     pub fn has_stateroot(&self, s: &Stateroot) -> bool {
         self.stateroot_dir(s).join("var").is_dir()

@@ -75,6 +75,21 @@ fn has_marker(sysroot: &OstreeSysroot, s: &Stateroot, name: &str, seed: &Seed) -
         .is_some_and(|m| m.commit == commit(seed))
 }
 
+/// C.5–C.9 in one pass: `ostree.tgz` read once from the seed and its
+/// objects written straight into the sysroot's repository, every checksum
+/// verified, with no workspace copy (issue 14: the extract-then-pull-local
+/// sequence wrote each object twice). Done when [`is_imported`].
+pub fn import_seed(
+    seed: &Seed,
+    sysroot: &OstreeSysroot,
+    progress: impl FnMut(PullProgress),
+) -> Result<PullProgress> {
+    let r = seed.open_file(Tarball::Ostree.file_name())?;
+    sysroot
+        .import_tgz(r, commit(seed), progress)
+        .with_context(|| format!("importing the seed {}", seed.reference()))
+}
+
 /// C.5–C.6: extracts `ostree.tgz` into `workspace/ostree` (recreated: a
 /// partial extraction is never reused) and returns that repository. The
 /// workspace should be on the target disk, not the live system's RAM.

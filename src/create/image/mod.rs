@@ -292,7 +292,8 @@ pub fn build_iso(base: &Path, sink: Sink<'_>, generated: &Generated, force: bool
     );
     let mut tx = Transaction::new();
     tx.stage_with(out, name, SECRET_MODE, |tmp| {
-        let copied = crate::host::copy::durable_copy(&mut src, tmp)?.bytes;
+        // The transaction syncs the staged file once, after the patches.
+        let copied = crate::host::copy::copy_for_sync(&mut src, tmp)?.bytes;
         if copied != size {
             bail!(
                 "copied {copied} bytes of the base ISO, expected {size}; was it changed while being read?"

@@ -81,8 +81,7 @@ pub fn steps() -> Vec<IbiStep> {
             kind: Kind::Resumable,
             explain: |s| {
                 format!(
-                    "extract ostree.tgz into {}/ostree, then pull-local into {}/ostree/repo (commit {}, checksums verified)",
-                    workspace(s).display(),
+                    "stream ostree.tgz's objects into {}/ostree/repo (commit {}, checksums verified, no workspace copy)",
                     s.target().display(),
                     s.checked.seed.booted_deployment().checksum
                 )
@@ -105,19 +104,17 @@ pub fn steps() -> Vec<IbiStep> {
                     s.checked.space.root_needed,
                     &s.target(),
                 ));
+                // An older sprout's workspace copy, if a crash left one.
                 let ws = workspace(s);
-                std::fs::create_dir_all(&ws)
-                    .with_context(|| format!("creating {}", ws.display()))?;
-                let repo = r::extract_seed_repo(&s.checked.seed, &ws, &ExtractOptions::default())?;
-                ctx.check_cancelled()?;
+                if ws.exists() {
+                    std::fs::remove_dir_all(&ws)
+                        .with_context(|| format!("removing {}", ws.display()))?;
+                }
                 let progress = ctx.progress().clone();
-                r::import_seed_repo(&s.checked.seed, &sysroot, &repo, move |p| {
-                    progress.items(
-                        u64::from(p.objects_fetched),
-                        Some(u64::from(p.objects_requested)),
-                    );
-                })?;
-                std::fs::remove_dir_all(&ws).with_context(|| format!("removing {}", ws.display()))
+                r::import_seed(&s.checked.seed, &sysroot, move |p| {
+                    progress.items(u64::from(p.objects_fetched), None);
+                })
+                .map(|_| ())
             },
             clean: None,
         },
