@@ -12,7 +12,7 @@
 //! partition nodes (../shared/spec/build-machine.md), so `coreos-installer`
 //! (writes the `rhcos` sysroot into `<root>/mnt` with the real ostree
 //! CLI instead of a disk image), `sfdisk` (prints a GPT of what was "done"
-//! so far), `blkid`, `mkfs.xfs`, `growpart`, `mount`, `xfs_growfs`,
+//! so far), `blkid`, `mkfs.xfs`, `growpart`, `mount`, `xfs_growfs`, `resize2fs`,
 //! `restorecon`, the LVM/DM/RAID/wipefs cleanup tools, `podman` (records
 //! pulls; no registry) and `systemctl` (no power-off here). The VM test
 //! runs all of them for real.
@@ -42,6 +42,7 @@ pub const STANDINS: &[&str] = &[
     "growpart",
     "mount",
     "xfs_growfs",
+    "resize2fs",
     "restorecon",
     "podman",
     "systemctl",

@@ -11,7 +11,7 @@ if [ "${1:-}" = --version ] || [ "${1:-}" = -V ]; then
     exit 0
 fi
 case "$tool" in
-vgs|pvs|vgremove|pvremove|mdadm|wipefs|mount|xfs_growfs|restorecon|systemctl) ;;
+vgs|pvs|vgremove|pvremove|mdadm|wipefs|mount|xfs_growfs|resize2fs|restorecon|systemctl) ;;
 dmsetup) [ "${1:-}" = ls ] && echo "No devices found" ;;
 coreos-installer)
     [ "$1" = install ] || { echo "coreos-installer stand-in: only install" >&2; exit 2; }
@@ -55,6 +55,9 @@ sfdisk)
 JSON
     ;;
 blkid)
+    # STANDIN_ROOT_FS: the root partition's file system (default: none
+    # reported, as the fixture never formats it).
+    if [ "${5:-}" = /dev/vda4 ] && [ -n "${STANDIN_ROOT_FS:-}" ]; then echo "$STANDIN_ROOT_FS"; exit 0; fi
     [ -e "$STANDIN_STATE/mkfs" ] && [ "$(cat "$STANDIN_STATE/mkfs")" = "${5:-}" ] && echo xfs
     ;;
 mkfs.xfs) echo "$2" > "$STANDIN_STATE/mkfs" ;;
