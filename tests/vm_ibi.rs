@@ -224,7 +224,7 @@ fn prepare(dir: &Path) -> BuiltSeed {
     let mut spec = SeedSpec {
         // Large enough that the resume test's kill lands inside the
         // extraction of var.tgz.
-        var_payload: 8 << 20,
+        var_payload: 2 << 20,
         var_small_files: 8,
         ..SeedSpec::default()
     };
@@ -253,7 +253,11 @@ fn prepare(dir: &Path) -> BuiltSeed {
     let post = dir.join("post.sh");
     // Appends, so a second run (the report once asked it for --version)
     // shows.
-    fs::write(&post, "#!/bin/sh\necho \"ran $*\" >> /run/sprout-post-ran\n").unwrap();
+    fs::write(
+        &post,
+        "#!/bin/sh\necho \"ran $*\" >> /run/sprout-post-ran\n",
+    )
+    .unwrap();
     fs::set_permissions(&post, fs::Permissions::from_mode(0o755)).unwrap();
 
     let seed_image = format!("{REGISTRY}/{SEED_REPO}:{TAG}");
