@@ -301,3 +301,29 @@ fn precache_images_without_this_architecture_are_reported_and_skipped() {
     // Not retried: one attempt.
     assert_eq!(m.calls().matches(&format!("podman pull {arm}")).count(), 1);
 }
+
+/// A metal image whose root holds ext4 (the CoreOS-like test OS; RHCOS has
+/// XFS) is grown with resize2fs on the partition named root: xfs_growfs
+/// would fail there after the disk was already written (found in the VM).
+#[test]
+fn an_ext4_root_is_grown_with_resize2fs() {
+    if !ibi_fixture::have_tools() {
+        return;
+    }
+    let m = Machine::new(64 << 10);
+    let out = m
+        .command(&[])
+        .env("STANDIN_ROOT_FS", "ext4")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let calls = m.calls();
+    assert!(
+        calls.lines().any(|l| l == "resize2fs /dev/vda4"),
+        "no resize2fs of the root partition: {calls}"
+    );
+    assert!(
+        !calls.contains("xfs_growfs"),
+        "xfs_growfs ran on ext4: {calls}"
+    );
+}

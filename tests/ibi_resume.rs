@@ -375,3 +375,46 @@ fn after_a_reboot_another_install_is_refused_and_restart_starts_over() {
     );
     assert_eq!(count_calls(&m, "wipefs --all"), 2, "{}", m.calls());
 }
+
+/// A run killed without a reboot (SIGKILL) leaves its own mounts of the
+/// target disk; the rerun resumes on them instead of refusing the disk as
+/// mounted (found in the VM: tests/vm_ibi.rs). A disk mounted with no run
+/// of sprout under way is still refused.
+#[test]
+fn a_rerun_after_a_kill_accepts_its_own_mounts_only() {
+    if !ibi_fixture::have_tools() {
+        return;
+    }
+    let mounted = |m: &Machine| {
+        std::fs::create_dir_all(m.root.join("proc")).unwrap();
+        std::fs::write(
+            m.root.join("proc/mounts"),
+            format!("/dev/vda {} xfs rw 0 0\n", m.root.join("mnt").display()),
+        )
+        .unwrap();
+    };
+    let fresh = Machine::new(64 << 10);
+    mounted(&fresh);
+    let out = fresh.run(&[]);
+    assert!(!out.status.success(), "a mounted disk was accepted");
+    assert!(
+        support::stderr(&out).contains("mounted"),
+        "{}",
+        support::stderr(&out)
+    );
+
+    let m = Machine::new(64 << 10);
+    let out = m.run(&[]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    mounted(&m);
+    let out = m.run(&[]);
+    let err = support::stderr(&out);
+    assert!(
+        out.status.success(),
+        "the rerun refused its own mounts: {err}"
+    );
+    assert!(
+        err.contains("left mounted by an earlier sprout ibi run"),
+        "{err}"
+    );
+}

@@ -73,17 +73,19 @@ impl RunReport {
         self
     }
 
-    /// Records the version of every program the run started through
-    /// `Cmd`'s long-job methods (`host::command::programs_run`).
+    /// Records the version of every tool the run started by name through
+    /// `Cmd`'s long-job methods (`host::command::programs_run`). Programs
+    /// given by path are the run's inputs (ibi's `post.sh`), not tools:
+    /// asking them `--version` would run the factory's script a second
+    /// time (seen in the VM), so they are recorded as "not asked".
     pub fn with_tools_run(self) -> Self {
         crate::host::command::programs_run()
             .iter()
-            .fold(self, |r, p| {
-                if r.tools.contains_key(p) {
-                    r
-                } else {
-                    r.with_tool(p)
+            .fold(self, |mut r, p| {
+                if !r.tools.contains_key(p) {
+                    r.tools.insert(p.clone(), version_of_program_run(p));
                 }
+                r
             })
     }
 
@@ -152,6 +154,18 @@ pub fn is_secret_key(key: &str) -> bool {
     PARTS.iter().any(|p| k.contains(p)) || matches!(k.as_str(), "auth" | "auths" | "key")
 }
 
+/// The version recorded for a program run by path (never run again).
+pub const NOT_ASKED: &str = "not asked (run by path)";
+
+/// What the report records for a program the run started: its version
+/// when it is a tool found by name, [`NOT_ASKED`] when it was run by path.
+pub fn version_of_program_run(program: &str) -> String {
+    if program.contains('/') {
+        return NOT_ASKED.to_string();
+    }
+    tool_version(program).unwrap_or_else(|| "unknown".to_string())
+}
+
 /// The first line `program --version` prints, if it runs (10 s at most).
 pub fn tool_version(program: &str) -> Option<String> {
     let out = Cmd::new(program)
@@ -192,6 +206,24 @@ mod tests {
         assert_eq!(r["installationDisk"], "/dev/sda");
         assert!(r["proxy"].is_null());
         assert!(!r.to_string().contains("AAAA"));
+    }
+
+    #[test]
+    fn a_program_run_by_path_is_not_run_again_for_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("post.sh");
+        let log = dir.path().join("runs");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"run $*\" >> {}\n", log.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path = script.display().to_string();
+        assert_eq!(version_of_program_run(&path), NOT_ASKED);
+        assert!(!log.exists(), "the script was run for its version");
+        assert!(version_of_program_run("ls").contains("ls"));
     }
 
     #[test]

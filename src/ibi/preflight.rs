@@ -7,7 +7,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::config::{self, LoadedConfig};
-use super::options::{Options, PULL_SECRET};
+use super::options::{
+    CONTAINER_STORAGE, Options, PULL_SECRET, RUN_JOURNAL, TARGET_JOURNAL, TARGET_MOUNT,
+};
 use super::space::{Estimate, SeedSizes};
 use crate::api::diag::{InvalidInput, Problems};
 use crate::host::command::{Cmd, find_program};
@@ -96,7 +98,10 @@ pub fn run(opts: &Options) -> Result<Checked> {
 
     // The disk.
     let lsblk = read_lsblk(root);
-    let inventory = Inventory::read(root, lsblk).context("reading the machine's disks")?;
+    let mut inventory = Inventory::read(root, lsblk).context("reading the machine's disks")?;
+    for m in forget_own_mounts(root, &mut inventory) {
+        tracing::info!("{m} was left mounted by an earlier sprout ibi run; it is resumed on");
+    }
     let req = DiskRequirements {
         extra_partition: (!c.use_containers_folder).then(|| loaded.extra_partition_start.clone()),
         os_reserve_bytes: DEFAULT_OS_RESERVE_BYTES,
@@ -279,6 +284,30 @@ pub fn run(opts: &Options) -> Result<Checked> {
         }
         _ => Err(InvalidInput(problems).into()),
     }
+}
+
+/// A run killed without a reboot (SIGKILL, the OOM killer, a crashed
+/// terminal) leaves its own mounts of the target disk behind; the next run
+/// resumes on them, so they are not "a disk in use". Forgotten only while
+/// a journal of sprout ibi says a run is under way (under /run, or on the
+/// target mounted at sprout's mount point) and only at sprout's own mount
+/// points; the runner then checks the journal's fingerprint (same
+/// configuration, seed and disk). Returns what was forgotten.
+fn forget_own_mounts(root: &Path, inv: &mut Inventory) -> Vec<String> {
+    let target = root.join(TARGET_MOUNT);
+    if !root.join(RUN_JOURNAL).exists() && !target.join(TARGET_JOURNAL).exists() {
+        return Vec::new();
+    }
+    let own = [target, root.join(CONTAINER_STORAGE)];
+    let mut forgotten = Vec::new();
+    inv.mounts.retain(|m| {
+        let ours = own.iter().any(|o| Path::new(&m.target).starts_with(o));
+        if ours {
+            forgotten.push(format!("{} on {}", m.source, m.target));
+        }
+        !ours
+    });
+    forgotten
 }
 
 /// Whether `image` is a registry reference (`None`: not a seed reference).

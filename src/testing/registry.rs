@@ -38,10 +38,7 @@ impl LocalRegistry {
             .prefix("sprout-registry-")
             .tempdir()
             .context("creating the registry's directory")?;
-        write_tls(dir.path())?;
-        let hash = bcrypt::hash(PASSWORD, 4).context("hashing the registry password")?;
-        fs::write(dir.path().join("htpasswd"), format!("{USER}:{hash}\n"))
-            .context("writing htpasswd")?;
+        write_server_files(dir.path())?;
         let mut last = None;
         // A free port can be taken between probing and binding; try again.
         for _ in 0..3 {
@@ -69,10 +66,7 @@ impl LocalRegistry {
 
     /// An auth file (podman's format) with the registry's credentials.
     pub fn write_authfile(&self, path: &Path) -> Result<()> {
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-        let json = serde_json::json!({ "auths": { self.host(): { "auth": auth } } });
-        fs::write(path, serde_json::to_vec_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))
+        write_authfile(&self.host(), path)
     }
 
     /// Pushes `oci:LAYOUT:TAG` as `REPO:TAG`; returns the reference without
@@ -163,6 +157,25 @@ fn spawn(dir: &Path, port: u16) -> Result<Child> {
         bail!("docker-registry exited at once ({status}): {log}");
     }
     Ok(child)
+}
+
+/// An auth file (podman's format) with `USER`/`PASSWORD` for `host`.
+pub fn write_authfile(host: &str, path: &Path) -> Result<()> {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let json = serde_json::json!({ "auths": { host: { "auth": auth } } });
+    fs::write(path, serde_json::to_vec_pretty(&json)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// What a registry on 127.0.0.1 needs, written into `dir`: `cert.pem` and
+/// `key.pem` (self-signed, its own CA), `certs/ca.crt` (the same
+/// certificate, for `--cert-dir` or `certs.d`) and `htpasswd` (bcrypt, as
+/// docker-registry requires) for `USER`/`PASSWORD`. The VM tests start a
+/// registry in the guest with these.
+pub fn write_server_files(dir: &Path) -> Result<()> {
+    write_tls(dir)?;
+    let hash = bcrypt::hash(PASSWORD, 4).context("hashing the registry password")?;
+    fs::write(dir.join("htpasswd"), format!("{USER}:{hash}\n")).context("writing htpasswd")
 }
 
 /// A self-signed certificate for 127.0.0.1 that is its own CA, and its

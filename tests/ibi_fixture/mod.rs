@@ -12,7 +12,7 @@
 //! partition nodes (../shared/spec/build-machine.md), so `coreos-installer`
 //! (writes the `rhcos` sysroot into `<root>/mnt` with the real ostree
 //! CLI instead of a disk image), `sfdisk` (prints a GPT of what was "done"
-//! so far), `blkid`, `mkfs.xfs`, `growpart`, `mount`, `xfs_growfs`,
+//! so far), `blkid`, `mkfs.xfs`, `growpart`, `mount`, `xfs_growfs`, `resize2fs`,
 //! `restorecon`, the LVM/DM/RAID/wipefs cleanup tools, `umount`, `podman`
 //! (records precache pulls without a registry, refuses an `arm64-only`
 //! image as podman refuses one without this machine's architecture; the
@@ -48,6 +48,7 @@ pub const STANDINS: &[&str] = &[
     "mount",
     "umount",
     "xfs_growfs",
+    "resize2fs",
     "restorecon",
     "podman",
     "systemctl",

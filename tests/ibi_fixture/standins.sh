@@ -11,7 +11,7 @@ if [ "${1:-}" = --version ] || [ "${1:-}" = -V ]; then
     exit 0
 fi
 case "$tool" in
-vgs|pvs|vgremove|pvremove|mdadm|xfs_growfs|restorecon|systemctl) ;;
+vgs|pvs|vgremove|pvremove|mdadm|xfs_growfs|resize2fs|restorecon|systemctl) ;;
 wipefs)
     # The partition table goes with the signatures.
     rm -f "$STANDIN_STATE/installed" "$STANDIN_STATE/appended" "$STANDIN_STATE/mkfs" "$STANDIN_STATE/grown"
@@ -70,6 +70,9 @@ sfdisk)
 JSON
     ;;
 blkid)
+    # STANDIN_ROOT_FS: the root partition's file system (default: none
+    # reported, as the fixture never formats it).
+    if [ "${5:-}" = /dev/vda4 ] && [ -n "${STANDIN_ROOT_FS:-}" ]; then echo "$STANDIN_ROOT_FS"; exit 0; fi
     [ -e "$STANDIN_STATE/mkfs" ] && [ "$(cat "$STANDIN_STATE/mkfs")" = "${5:-}" ] && echo xfs
     ;;
 mkfs.xfs) echo "$2" > "$STANDIN_STATE/mkfs" ;;

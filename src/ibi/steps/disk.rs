@@ -247,14 +247,14 @@ pub fn steps() -> Vec<IbiStep> {
             id: "grow-root-fs",
             description: "grows the root file system to its partition",
             kind: Kind::Resumable,
-            explain: |s| shown("xfs_growfs", &[&s.target().display().to_string()]),
-            check: |_, _| Ok(Check::Unknown),
-            run: |ctx, s| {
-                ctx.command("xfs_growfs")
-                    .arg(s.target())
-                    .describe("growing the root file system")
-                    .run_streaming(|_| {})
+            explain: |s| {
+                format!(
+                    "{}  (resize2fs <partition named root> when it holds ext4)",
+                    shown("xfs_growfs", &[&s.target().display().to_string()])
+                )
             },
+            check: |_, _| Ok(Check::Unknown),
+            run: grow_root_fs,
             clean: None,
         },
         IbiStep {
@@ -407,6 +407,21 @@ fn cleanup(ctx: &Ctx<'_>, s: &mut IbiState) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// RHCOS's root is XFS (grown through its mount point); a metal image
+/// with an ext2/3/4 root (the CoreOS-like test OS, other ostree OSes)
+/// would make xfs_growfs fail after the disk was already written, so the
+/// file system found on the partition decides.
+fn grow_root_fs(ctx: &Ctx<'_>, s: &mut IbiState) -> Result<()> {
+    let node = s.partition(ctx, "root")?;
+    let fs = fs_type(ctx, &node);
+    let cmd = match fs.as_deref() {
+        Some("ext2" | "ext3" | "ext4") => ctx.command("resize2fs").arg(&node),
+        _ => ctx.command("xfs_growfs").arg(s.target()),
+    };
+    cmd.describe("growing the root file system")
+        .run_streaming(|_| {})
 }
 
 /// `blkid`'s TYPE of `node`, if it has one.

@@ -1,0 +1,470 @@
+//! vm-tests of `sprout ibi` (issue 11, acceptance 1 and 2): the factory
+//! install run for real in the Debian guest on a blank virtio disk, with
+//! the CoreOS-like metal image (vm-tests/build-coreos-like) written by the
+//! real `coreos-installer install --image-file … --insecure` through
+//! `coreosInstallerArgs`, and the synthetic seed of `sprout::testing::seed`
+//! restored onto it. The guest checks the installed disk
+//! (vm-tests/guest/scenarios/ibi-install.sh).
+//!
+//! The seed's ostree commit is the seed test support's synthetic commit,
+//! not the CoreOS-like one: the result is checked on disk, not booted.
+//!
+//! `cargo test --test vm_ibi` (needs root, QEMU, debootstrap and
+//! coreos-installer; prints `SKIP:` without them, fails instead under
+//! `CI=true`; `SPROUT_VM_TESTS=skip` skips on purpose). Run under
+//! `flock /tmp/sprout-vm.lock` when other VM tests share the machine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test crate
+
+#[allow(dead_code)]
+#[path = "vm/machine.rs"]
+mod machine;
+#[allow(dead_code)]
+#[path = "vm/qmp.rs"]
+mod qmp;
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use machine::{Accel, Run, Spec, Verdict};
+use sprout::testing::oci_writer::{self, LayerCompression};
+use sprout::testing::registry;
+use sprout::testing::seed::{BuiltSeed, SeedSpec, TAG};
+use support::*;
+
+/// The guest's registry (docker-registry with TLS and htpasswd).
+const REGISTRY: &str = "127.0.0.1:5000";
+const SEED_REPO: &str = "openshift-kni/seed";
+/// The seed's release registry; the precache rewrites it to REGISTRY
+/// (`releaseRegistry`, the seed having a mirror configured).
+const SEED_RELEASE_REGISTRY: &str = "quay.io";
+const IMAGE_REPO: &str = "openshift-release-dev/ocp-v4.0-art-dev";
+const PRECACHE_IMAGES: usize = 3;
+/// The target disk: RHCOS's 20 GiB (the preflight's reserve) plus the
+/// extra partition. Sparse, so only what is written takes space.
+const TARGET_BYTES: u64 = 24 << 30;
+const EXTRA_PARTITION_START: &str = "-3G";
+
+struct Env {
+    guest: PathBuf,
+    os: PathBuf,
+    accel: Accel,
+    /// The 9p share: sprout, coreos-installer, vm-tests/guest/, and ibi/
+    /// (seed, precache images, registry files, configurations).
+    share: tempfile::TempDir,
+    work: tempfile::TempDir,
+    seed: BuiltSeed,
+}
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
+
+fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "vm-tests: {msg}");
+}
+
+fn env(test: &str) -> Option<(MutexGuard<'static, ()>, &'static Env)> {
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    match ENV.get_or_init(setup) {
+        Ok(env) => Some((guard, env)),
+        Err(why) => {
+            let on_purpose = std::env::var("SPROUT_VM_TESTS").as_deref() == Ok("skip");
+            assert!(
+                on_purpose || std::env::var("CI").as_deref() != Ok("true"),
+                "{test}: cannot run under CI: {why}"
+            );
+            say(&format!("SKIP: {test}: {why}"));
+            None
+        }
+    }
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    let home_cargo = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .chain(home_cargo)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// Runs a build script of vm-tests/ and returns the directory it printed.
+fn build(script: &str) -> PathBuf {
+    let started = Instant::now();
+    let out = Command::new(repo().join("vm-tests").join(script))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "vm-tests/{script} failed");
+    let dir = PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("the build script printed its directory")
+            .trim(),
+    );
+    say(&format!(
+        "{script}: {} ready in {:.1} s",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    dir
+}
+
+fn setup() -> Result<Env, String> {
+    if std::env::var("SPROUT_VM_TESTS").as_deref() == Ok("skip") {
+        return Err("SPROUT_VM_TESTS=skip".into());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { nix::libc::geteuid() } != 0 {
+        return Err(
+            "vm-tests need root (debootstrap, chroot, ostree sysroot); CI runs as root".into(),
+        );
+    }
+    for tool in [
+        "qemu-system-x86_64",
+        "debootstrap",
+        "mkfs.ext4",
+        "mkfs.vfat",
+        "sfdisk",
+        "xorriso",
+        "ostree",
+    ] {
+        if which(tool).is_none() {
+            return Err(format!("{tool} is not installed (run scripts/setup.sh)"));
+        }
+    }
+    let installer = which("coreos-installer")
+        .ok_or("coreos-installer is not installed (scripts/setup.d/20-coreos-installer.sh)")?;
+    let guest = build("build-image");
+    let os = build("build-coreos-like");
+    let (accel, why) = machine::choose_accel(&guest.join("vmlinuz"));
+    say(&format!("accelerator: {accel:?} ({why})"));
+    let share = tempfile::tempdir().unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_sprout"), share.path().join("sprout")).unwrap();
+    fs::copy(&installer, share.path().join("coreos-installer")).unwrap();
+    copy_dir(
+        &repo().join("vm-tests/guest"),
+        &share.path().join("vm-tests/guest"),
+    );
+    let seed = prepare(&share.path().join("ibi"));
+    Ok(Env {
+        guest,
+        os,
+        accel,
+        share,
+        work: tempfile::tempdir().unwrap(),
+        seed,
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The precache images: one OCI layout, each image a tag holding one small
+/// file of its own. Returns (tag, manifest digest) per image.
+fn precache_images(layout: &Path, work: &Path) -> Vec<(String, String)> {
+    (1..=PRECACHE_IMAGES)
+        .map(|i| {
+            let tag = format!("image-{i}");
+            let root = work.join(&tag);
+            fs::create_dir_all(&root).unwrap();
+            fs::write(root.join("content"), format!("precache image {i}\n")).unwrap();
+            oci_writer::write_layout(
+                &root,
+                layout,
+                &tag,
+                &BTreeMap::new(),
+                LayerCompression::Gzip,
+            )
+            .unwrap();
+            let index: serde_json::Value =
+                serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+            let digest = index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str())
+                .unwrap()["digest"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (tag, digest)
+        })
+        .collect()
+}
+
+/// Everything the guest reads from `/share/ibi` (`dir`): the seed (OCI
+/// layout and archive), the precache images, the registry's TLS and
+/// htpasswd files, the pull secret, post.sh, both configurations and what
+/// the scenario expects.
+fn prepare(dir: &Path) -> BuiltSeed {
+    let scratch = dir.join("scratch");
+    fs::create_dir_all(&scratch).unwrap();
+    let images = precache_images(&dir.join("images"), &scratch);
+    fs::remove_dir_all(&scratch).unwrap();
+
+    let mut spec = SeedSpec {
+        // Large enough that the resume test's kill lands inside the
+        // extraction of var.tgz.
+        var_payload: 2 << 20,
+        var_small_files: 8,
+        ..SeedSpec::default()
+    };
+    spec.info.release_registry = SEED_RELEASE_REGISTRY.into();
+    spec.info.mirror_registry_configured = true;
+    spec.containers = images
+        .iter()
+        .map(|(_, d)| format!("{SEED_RELEASE_REGISTRY}/{IMAGE_REPO}@{d}"))
+        .collect();
+    let seed_dir = dir.join("seed");
+    fs::create_dir_all(&seed_dir).unwrap();
+    let seed = spec.build(&seed_dir).unwrap();
+    assert!(
+        spec.kernel_args
+            .iter()
+            .any(|k| k.contains('"') && k.contains('$')),
+        "the seed needs a kernel argument with quotes and a $"
+    );
+    fs::write(dir.join("kargs"), spec.kernel_args.join("\n") + "\n").unwrap();
+
+    let reg = dir.join("registry");
+    fs::create_dir_all(&reg).unwrap();
+    registry::write_server_files(&reg).unwrap();
+    let secret = dir.join("pull-secret.json");
+    registry::write_authfile(REGISTRY, &secret).unwrap();
+    let post = dir.join("post.sh");
+    // Appends, so a second run (the report once asked it for --version)
+    // shows.
+    fs::write(
+        &post,
+        "#!/bin/sh\necho \"ran $*\" >> /run/sprout-post-ran\n",
+    )
+    .unwrap();
+    fs::set_permissions(&post, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let seed_image = format!("{REGISTRY}/{SEED_REPO}:{TAG}");
+    let refs: Vec<String> = images
+        .iter()
+        .map(|(_, d)| format!("{REGISTRY}/{IMAGE_REPO}@{d}"))
+        .collect();
+    let tags: Vec<&str> = images.iter().map(|(t, _)| t.as_str()).collect();
+    let stateroot = format!("rhcos_{}", TAG.replace('-', "_"));
+    fs::write(
+        dir.join("expect.env"),
+        format!(
+            "SEED_COMMIT={}\nSTATEROOT={stateroot}\nSEED_IMAGE={seed_image}\nSEED_TAG={TAG}\n\
+             IMAGES='{}'\nIMAGE_TAGS='{}'\nREGISTRY={REGISTRY}\n",
+            seed.commit,
+            refs.join(" "),
+            tags.join(" ")
+        ),
+    )
+    .unwrap();
+    let config = |seed_image: &str, precache: bool| {
+        serde_json::json!({
+            "installationDisk": "/dev/vdb",
+            "seedImage": seed_image,
+            "seedVersion": TAG,
+            "extraPartitionLabel": "var-lib-containers",
+            "extraPartitionStart": EXTRA_PARTITION_START,
+            "releaseRegistry": REGISTRY,
+            "precacheDisabled": !precache,
+            "shutdown": false,
+            // The guest image has no lvm2 or mdadm (adding them to
+            // vm-tests/packages.list rebuilds every helper's guest image),
+            // so the cleanup's tools are not there to run.
+            "skipDiskCleanup": true,
+            "coreosInstallerArgs": ["--image-file", "/run/coreos-like/metal.raw", "--insecure"],
+        })
+    };
+    fs::write(
+        dir.join("ibi-registry.json"),
+        serde_json::to_vec_pretty(&config(&seed_image, true)).unwrap(),
+    )
+    .unwrap();
+    // No registry: the seed from the USB-like disk, no precache to pull.
+    fs::write(
+        dir.join("ibi-archive.json"),
+        serde_json::to_vec_pretty(&config("oci-archive:/run/usb/seed.oci.tar", false)).unwrap(),
+    )
+    .unwrap();
+    seed
+}
+
+impl Env {
+    fn boot(&self, name: &str, spec: &Spec) -> Run {
+        let dir = repo().join("target/vm-tests").join(name);
+        let run = machine::boot(&self.guest, self.share.path(), self.accel, &dir, spec);
+        assert!(
+            run.nothing_left_running(),
+            "{name}: a qemu process is still running"
+        );
+        run
+    }
+
+    /// A blank sparse target disk.
+    fn target(&self, name: &str) -> PathBuf {
+        let disk = self.work.path().join(format!("{name}.raw"));
+        let f = fs::File::create(&disk).unwrap();
+        f.set_len(TARGET_BYTES).unwrap();
+        disk
+    }
+
+    /// The boot of the scenario with the CoreOS-like image share.
+    fn spec(&self, mode: &str, target: &Path) -> Spec {
+        let mut spec = Spec::new("ibi-install", Duration::from_secs(1200))
+            .arg("mode", mode)
+            .arg("target", "/dev/vdb");
+        spec.disks.push(target.to_path_buf());
+        spec.shares.push(("coreos-like".into(), self.os.clone()));
+        spec
+    }
+}
+
+fn expect_pass(name: &str, run: &Run) {
+    if run.verdict == Verdict::Pass {
+        say(&format!(
+            "{name}: pass in {:.1} s",
+            run.elapsed.as_secs_f64()
+        ));
+        for l in run
+            .lines
+            .iter()
+            .filter(|l| l.text.starts_with("SPROUT-VM note "))
+        {
+            say(&format!("{name}:   {}", &l.text["SPROUT-VM note ".len()..]));
+        }
+        return;
+    }
+    eprintln!("{}", run.report());
+    say(&format!(
+        "{name}: FAILED in {:.1} s: {}",
+        run.elapsed.as_secs_f64(),
+        run.reason()
+    ));
+    panic!("{name}: {}", run.reason());
+}
+
+/// Acceptance 1: the seed and three precache images in a registry in the
+/// guest (127.0.0.1, TLS with a CA made here, htpasswd; the pull secret
+/// holds the credentials), `sprout ibi` installs RHCOS with the real
+/// coreos-installer, restores the seed and precaches; the guest checks
+/// the partition, the grown root, ostree, kernel arguments, `.origin`,
+/// `/var` and `/etc` with xattrs, `etc.deletions`, `lca-cli`, the images
+/// on the extra partition, `post.sh`, the report and the progress stream.
+#[test]
+fn ibi_installs_registry_seed() {
+    let name = "ibi_installs_registry_seed";
+    let Some((_g, env)) = env(name) else {
+        return;
+    };
+    let state = registry_reference(env);
+    assert!(!state.is_empty(), "{name}: the guest printed no end state");
+}
+
+/// The end state of the uninterrupted registry run (booted once per test
+/// process, by whichever test needs it first).
+static REFERENCE: OnceLock<Vec<String>> = OnceLock::new();
+
+fn registry_reference(env: &Env) -> &'static Vec<String> {
+    REFERENCE.get_or_init(|| {
+        let name = "ibi_installs_registry_seed";
+        let target = env.target(name);
+        let run = env.boot(name, &env.spec("registry", &target));
+        expect_pass(name, &run);
+        let _ = fs::remove_file(&target);
+        state_lines(&run)
+    })
+}
+
+/// What the guest's `ibi_state` printed.
+fn state_lines(run: &Run) -> Vec<String> {
+    run.lines
+        .iter()
+        .filter_map(|l| l.text.strip_prefix("SPROUT-VM state "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Acceptance 4, VM side: killed with SIGKILL in the middle of extracting
+/// `var.tgz` and in the middle of the precache (one puller, after its
+/// first image), run again: the disk passes every check of the
+/// uninterrupted run, no precache image was fetched twice (the registry's
+/// access log), and the end state — partition table, `ostree admin
+/// status`, a hash manifest of the deployment and of the stateroot's
+/// `var`, the image list — equals the uninterrupted run's.
+#[test]
+fn ibi_killed_mid_var_and_mid_precache_resumes_to_the_same_disk() {
+    let name = "ibi_killed_mid_var_and_mid_precache_resumes_to_the_same_disk";
+    let Some((_g, env)) = env(name) else {
+        return;
+    };
+    let target = env.target(name);
+    let mut spec = env.spec("registry", &target);
+    spec.scenario = "ibi-resume".into();
+    let run = env.boot(name, &spec);
+    expect_pass(name, &run);
+    let _ = fs::remove_file(&target);
+    let got = state_lines(&run);
+    let want = registry_reference(env);
+    if &got != want {
+        let only_got: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
+        let only_want: Vec<&String> = want.iter().filter(|l| !got.contains(l)).collect();
+        panic!(
+            "{name}: the end state differs from the uninterrupted run's\n\
+             only after the kills: {only_got:#?}\nonly uninterrupted: {only_want:#?}"
+        );
+    }
+}
+
+/// Acceptance 2: the same from an `oci-archive:` seed on a second disk
+/// (USB-like, ext4), without a registry (so no precache either).
+#[test]
+fn ibi_installs_oci_archive_seed_from_second_disk() {
+    let name = "ibi_installs_oci_archive_seed_from_second_disk";
+    let Some((_g, env)) = env(name) else {
+        return;
+    };
+    let usb_files = env.work.path().join("usb-files");
+    fs::create_dir_all(&usb_files).unwrap();
+    fs::copy(&env.seed.oci_archive, usb_files.join("seed.oci.tar")).unwrap();
+    let usb = env.work.path().join("usb.raw");
+    let bytes = fs::metadata(&env.seed.oci_archive).unwrap().len() + (64 << 20);
+    let o = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "seed-usb", "-d"])
+        .arg(&usb_files)
+        .arg(&usb)
+        .arg(format!("{}k", bytes / 1024))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "mkfs.ext4 -d: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let target = env.target(name);
+    let mut spec = env.spec("archive", &target).arg("usb", "/dev/vdc");
+    spec.disks.push(usb.clone());
+    let run = env.boot(name, &spec);
+    expect_pass(name, &run);
+    let _ = fs::remove_file(&target);
+    let _ = fs::remove_file(&usb);
+}
