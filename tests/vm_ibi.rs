@@ -301,12 +301,83 @@ fn prepare(dir: &Path) -> BuiltSeed {
     )
     .unwrap();
     // No registry: the seed from the USB-like disk, no precache to pull.
+    write_refusals(&dir.join("refuse"), config(&seed_image, true));
     fs::write(
         dir.join("ibi-archive.json"),
         serde_json::to_vec_pretty(&config("oci-archive:/run/usb/seed.oci.tar", false)).unwrap(),
     )
     .unwrap();
     seed
+}
+
+/// The configurations the preflight must refuse on real disks (acceptance
+/// 3), each with the words its refusal must contain
+/// (vm-tests/guest/scenarios/ibi-refusals.sh runs them).
+fn write_refusals(dir: &Path, good: serde_json::Value) {
+    fs::create_dir_all(dir).unwrap();
+    let variant = |name: &str, change: &dyn Fn(&mut serde_json::Value), want: &[&str]| {
+        let mut v = good.clone();
+        change(&mut v);
+        fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_vec_pretty(&v).unwrap(),
+        )
+        .unwrap();
+        fs::write(dir.join(format!("{name}.want")), want.join("\n") + "\n").unwrap();
+    };
+    variant(
+        "wrong-seed-version",
+        &|v| v["seedVersion"] = "4.16.99".into(),
+        &["seedVersion", "4.16.99"],
+    );
+    variant(
+        "label-mismatch",
+        &|v| v["extraPartitionLabel"] = "other-label".into(),
+        &["extraPartitionLabel", "other-label"],
+    );
+    variant(
+        "unreachable-seed",
+        &|v| v["seedImage"] = format!("{REGISTRY}/nothing/here:1").into(),
+        &["seedImage", "nothing/here"],
+    );
+    variant(
+        "too-small-disk",
+        &|v| v["installationDisk"] = "/dev/vdc".into(),
+        &["installationDisk", "/dev/vdc"],
+    );
+    variant(
+        "mounted-disk",
+        &|v| v["installationDisk"] = "/dev/vdd".into(),
+        &["installationDisk", "/dev/vdd", "mounted"],
+    );
+    variant(
+        "live-system-disk",
+        &|v| v["installationDisk"] = "/dev/vda".into(),
+        &["installationDisk", "/dev/vda"],
+    );
+    variant(
+        "saved-partition-wiped",
+        &|v| {
+            v["skipDiskCleanup"] = false.into();
+            v["coreosInstallerArgs"] = serde_json::json!(["--save-partlabel", "data"]);
+        },
+        &["coreosInstallerArgs", "--save-partlabel"],
+    );
+}
+
+/// SHA-256 of a whole disk image (sparse: the holes read as zeros).
+fn disk_sha256(path: &Path) -> String {
+    let mut f = fs::File::open(path).unwrap();
+    let mut h = openssl::sha::Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    h.finish().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Env {
@@ -433,6 +504,53 @@ fn ibi_killed_mid_var_and_mid_precache_resumes_to_the_same_disk() {
              only after the kills: {only_got:#?}\nonly uninterrupted: {only_want:#?}"
         );
     }
+}
+
+/// Acceptance 3, disk side: each preflight failure on real disks (a wrong
+/// seed version, a label mismatch, a seed the registry does not have, a
+/// too-small disk, a mounted disk, the live system's own disk, a saved
+/// partition with a disk cleanup) is refused with its message and exit
+/// non-zero; the target disk's SHA-256, taken here before and after the
+/// boot, is unchanged.
+#[test]
+fn ibi_refuses_each_preflight_failure_and_leaves_the_disks_alone() {
+    let name = "ibi_refuses_each_preflight_failure_and_leaves_the_disks_alone";
+    let Some((_g, env)) = env(name) else {
+        return;
+    };
+    let target = env.target(name);
+    // Not blank: bytes at both ends, where a wipe or a partition table
+    // would go first.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::OpenOptions::new().write(true).open(&target).unwrap();
+        let marker: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+        f.write_all(&marker).unwrap();
+        f.seek(SeekFrom::End(-(1 << 20))).unwrap();
+        f.write_all(&marker).unwrap();
+    }
+    let before = disk_sha256(&target);
+    let small = env.work.path().join(format!("{name}-small.raw"));
+    fs::File::create(&small).unwrap().set_len(2 << 30).unwrap();
+    let mounted = env.work.path().join(format!("{name}-mounted.raw"));
+    fs::File::create(&mounted)
+        .unwrap()
+        .set_len(TARGET_BYTES)
+        .unwrap();
+    let mut spec = env
+        .spec("registry", &target)
+        .arg("small", "/dev/vdc")
+        .arg("mounted", "/dev/vdd");
+    spec.scenario = "ibi-refusals".into();
+    spec.disks.push(small.clone());
+    spec.disks.push(mounted.clone());
+    let run = env.boot(name, &spec);
+    let after = disk_sha256(&target);
+    for f in [&target, &small, &mounted] {
+        let _ = fs::remove_file(f);
+    }
+    expect_pass(name, &run);
+    assert_eq!(after, before, "{name}: the target disk's SHA-256 changed");
 }
 
 /// Acceptance 2: the same from an `oci-archive:` seed on a second disk
