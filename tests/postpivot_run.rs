@@ -9,7 +9,9 @@
 //! recert container) — this machine has no systemd as PID 1, no
 //! NetworkManager, no `core` user and no recert image. The cluster side
 //! (API wait, mirror cleanup, manifests, CVO, cluster ID, labels) is a
-//! recording `Cluster`/`ManifestApplier`: no kube-apiserver can run here.
+//! recording `Cluster`/`ManifestApplier`: no kube-apiserver can run here
+//! (tests/postpivot_kube_run.rs runs the production kube-rs side against
+//! the API test server instead).
 //! The vm-tests scenario does all of these for real.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test crate
 

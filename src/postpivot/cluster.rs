@@ -1,16 +1,19 @@
 //! What the flow asks of the cluster once kubelet runs (spec §3.4 steps
 //! 16–23), as traits so the Kubernetes client plugs in and tests give a
-//! recording stand-in. Manifests go through `postpivot::apply` (kube-rs);
-//! the other cluster operations have no client yet ([`NotWired`]).
+//! recording stand-in. Production: [`KubeApplier`] and [`KubeCluster`],
+//! both on kube-rs (`postpivot::apply`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use kube::Client;
 
 use crate::api::seed_cluster_info::SeedClusterInfo;
 use crate::api::seed_reconfig::SeedReconfiguration;
+use crate::postpivot::apply::cluster_ops::{self, CvoOutcome};
+use crate::postpivot::apply::{self, ApplyOptions};
 
 /// The kubeconfig post-pivot talks to the API with (spec §3.2).
 pub const LB_EXT_KUBECONFIG: &str = "/etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs/lb-ext.kubeconfig";
@@ -61,32 +64,109 @@ impl ManifestApplier for KubeApplier {
     }
 }
 
-/// Until these operations are written on kube-rs: each says so
-/// (a terminal-looking failure at the API wait instead of a silent skip).
-pub struct NotWired;
-
-/// Terminal: restarting the unit cannot bring the client in.
-fn not_wired<T>(what: &str) -> Result<T> {
-    Err(super::steps::terminal(anyhow::anyhow!(
-        "{what}: this build has no Kubernetes client for it yet; \
-         the node is recertified and kubelet is running, the cluster-side steps did not run"
-    )))
+/// The production cluster: kube-rs with the lb-ext kubeconfig. One
+/// runtime and one client for the whole flow (the client's connections
+/// belong to the runtime that made them).
+pub struct KubeCluster {
+    kubeconfig: PathBuf,
+    opts: ApplyOptions,
+    runtime: tokio::runtime::Runtime,
+    client: std::cell::RefCell<Option<Client>>,
+    /// The last reason the API did not answer (said once per change).
+    last_api_error: std::cell::RefCell<String>,
 }
 
-impl Cluster for NotWired {
+impl KubeCluster {
+    /// `opts` bounds every operation (retries, request timeout).
+    pub fn new(kubeconfig: PathBuf, opts: ApplyOptions) -> Result<Self> {
+        Ok(KubeCluster {
+            kubeconfig,
+            opts,
+            runtime: apply::runtime()?,
+            client: std::cell::RefCell::new(None),
+            last_api_error: std::cell::RefCell::new(String::new()),
+        })
+    }
+
+    fn client(&self) -> Result<Client> {
+        if let Some(c) = self.client.borrow().as_ref() {
+            return Ok(c.clone());
+        }
+        let client = self
+            .runtime
+            .block_on(apply::client_from_kubeconfig(&self.kubeconfig))?;
+        *self.client.borrow_mut() = Some(client.clone());
+        Ok(client)
+    }
+}
+
+impl Cluster for KubeCluster {
     fn api_answers(&self) -> Result<bool> {
-        not_wired("listing the nodes")
+        let client = self.client()?;
+        // A short bound per attempt: the wait around it polls every second.
+        let timeout = self.opts.request_timeout.min(Duration::from_secs(10));
+        match self
+            .runtime
+            .block_on(cluster_ops::list_nodes_once(&client, timeout))
+        {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let text = format!("{e:#}");
+                if *self.last_api_error.borrow() != text {
+                    tracing::info!("the API server does not answer yet: {text}");
+                    *self.last_api_error.borrow_mut() = text;
+                }
+                Ok(false)
+            }
+        }
     }
+
     fn remove_seed_mirrors_and_catalogs(&self) -> Result<()> {
-        not_wired("removing the seed's ICSP, IDMS and CatalogSources")
+        let client = self.client()?;
+        let deleted = self
+            .runtime
+            .block_on(apply::delete_seed_mirrors_with(client, &self.opts))
+            .context("removing the seed's ImageContentSourcePolicies, ImageDigestMirrorSets and CatalogSources")?;
+        tracing::info!("removed {} seed mirror and catalog objects", deleted.len());
+        Ok(())
     }
-    fn rewrite_cvo_registry(&self, _: &SeedClusterInfo, _: &SeedReconfiguration) -> Result<()> {
-        not_wired("rewriting the CVO's release registry")
+
+    fn rewrite_cvo_registry(
+        &self,
+        seed: &SeedClusterInfo,
+        reconfig: &SeedReconfiguration,
+    ) -> Result<()> {
+        let client = self.client()?;
+        let outcome = self
+            .runtime
+            .block_on(cluster_ops::rewrite_cvo_registry_with(
+                client, &self.opts, seed, reconfig,
+            ))
+            .context("pointing the cluster-version operator at the release registry")?;
+        match outcome {
+            CvoOutcome::Unchanged(why) => tracing::info!("CVO registry unchanged: {why}"),
+            CvoOutcome::Patched { image } => tracing::info!("CVO now runs {image}"),
+        }
+        Ok(())
     }
-    fn set_cluster_id(&self, _: &str) -> Result<()> {
-        not_wired("setting the cluster ID")
+
+    fn set_cluster_id(&self, id: &str) -> Result<()> {
+        let client = self.client()?;
+        self.runtime
+            .block_on(cluster_ops::set_cluster_id_with(client, &self.opts, id))
+            .with_context(|| format!("setting the cluster ID {id}"))
     }
-    fn set_node_labels(&self, _: &BTreeMap<String, String>, _: Duration) -> Result<()> {
-        not_wired("labelling the node")
+
+    fn set_node_labels(&self, labels: &BTreeMap<String, String>, timeout: Duration) -> Result<()> {
+        let client = self.client()?;
+        let node = self.runtime.block_on(cluster_ops::set_node_labels_with(
+            client,
+            labels,
+            Duration::from_secs(1),
+            timeout,
+            self.opts.request_timeout,
+        ))?;
+        tracing::info!("labelled Node {node} with {labels:?}");
+        Ok(())
     }
 }

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 
-use super::cluster::{Cluster, KubeApplier, LB_EXT_KUBECONFIG, ManifestApplier, NotWired};
+use super::apply::ApplyOptions;
+use super::cluster::{Cluster, KubeApplier, KubeCluster, LB_EXT_KUBECONFIG, ManifestApplier};
+use super::discovery::{self, CONFIG_DIR};
+use super::fingerprint;
 use super::settings::Settings;
 use super::status::{self, State as RunState, Status, StatusSink};
 use super::steps::{self, EtcdChoice, State, Terminal, WD};
 use crate::api::diag::InvalidInput;
-use crate::engine::{Cancel, Fingerprint, Location, Progress, RunOptions, Runner};
+use crate::engine::{Cancel, Location, Progress, RunOptions, Runner};
 use crate::host::root::Root;
 use crate::host::{etcd, shutdown, systemd};
 
@@ -72,10 +75,13 @@ pub fn is_terminal(e: &anyhow::Error) -> bool {
 
 /// Runs the flow with the production cluster client.
 pub fn run(opts: &Options) -> Result<Finished> {
+    // Below `--root`, like every other file of the flow (`/` on the node).
+    let kubeconfig = opts.root.join(LB_EXT_KUBECONFIG.trim_start_matches('/'));
     let applier = KubeApplier {
-        kubeconfig: PathBuf::from(LB_EXT_KUBECONFIG),
+        kubeconfig: kubeconfig.clone(),
     };
-    run_with(opts, Box::new(NotWired), Box::new(applier))
+    let cluster = KubeCluster::new(kubeconfig, ApplyOptions::default())?;
+    run_with(opts, Box::new(cluster), Box::new(applier))
 }
 
 /// Runs the flow with the given cluster side (tests give stand-ins).
@@ -90,6 +96,10 @@ pub fn run_with(
         settings.config_medium = t.as_secs();
     }
     let plan = steps::plan();
+    // Before anything waits or changes (the discovery may run first).
+    if let Some(until) = &opts.until {
+        plan.find(until)?;
+    }
     let mut state = State {
         settings,
         etcd: opts.etcd.clone(),
@@ -121,20 +131,46 @@ pub fn run_with(
         _ => 1,
     };
     let mut progress = Progress::standard(None)?;
-    if !opts.dry_run {
+    let journal = Location::new(Root::open(&opts.root)?, status::JOURNAL_FILE);
+    systemd::ready("post-pivot starting");
+    if opts.dry_run {
+        // Read-only: says why a start would be refused (no discovery here).
+        fingerprint::check_journal(&journal, &fingerprint::inputs(&root)?)?;
+    } else {
         shutdown::install()?;
         bridge_shutdown(&cancel);
         let mut first = Status::new(attempt);
         first.write(&root)?;
+        if let Err((step, e)) = before_journal(opts, &root, &state.settings, &journal, &mut first) {
+            let ending = Ending {
+                steps: step
+                    .iter()
+                    .map(|id| status::StepStatus {
+                        id: id.clone(),
+                        outcome: "failed".into(),
+                        duration_ms: 0,
+                    })
+                    .collect(),
+                failed_step: step,
+                error: e.chain().map(|c| c.to_string()).collect(),
+                stopped: false,
+            };
+            return conclude(
+                opts,
+                &root,
+                attempt,
+                state.settings.attempts,
+                ending,
+                Err(e),
+            );
+        }
         progress = progress.with_sink(StatusSink::new(Root::open(&opts.root)?, first));
     }
-    systemd::ready("post-pivot starting");
-    let journal = Location::new(Root::open(&opts.root)?, status::JOURNAL_FILE);
     let runner = Runner::new(
         &plan,
         root,
         journal,
-        Fingerprint::new().with("job", "post-pivot"),
+        fingerprint::inputs(&Root::open(&opts.root)?)?,
     )
     .progress(progress)
     .cancel(cancel)
@@ -160,27 +196,88 @@ pub fn run_with(
         return Ok(Finished { stdout: out });
     }
     let root = Root::open(&opts.root)?;
-    let mut end = Status::new(attempt);
-    end.steps = summary
-        .steps
-        .iter()
-        .map(|s| status::StepStatus {
-            id: s.id.clone(),
-            outcome: s.outcome.as_str().to_string(),
-            duration_ms: s.duration_ms,
-        })
-        .collect();
-    end.current_step = summary.failed_step.clone();
-    end.error = summary.error_chain();
-    let failed_step = summary.failed_step.clone();
-    let outcome = summary.outcome;
+    let ending = Ending {
+        steps: summary
+            .steps
+            .iter()
+            .map(|s| status::StepStatus {
+                id: s.id.clone(),
+                outcome: s.outcome.as_str().to_string(),
+                duration_ms: s.duration_ms,
+            })
+            .collect(),
+        failed_step: summary.failed_step.clone(),
+        error: summary.error_chain(),
+        stopped: summary.outcome == "stopped",
+    };
     let result = summary.into_result();
-    end.state = match (&result, outcome) {
-        (Ok(()), "stopped") => RunState::Stopped,
-        (Ok(()), _) => RunState::Succeeded,
-        (Err(_), _) if shutdown::requested().is_some() => RunState::Interrupted,
-        (Err(e), _) if is_terminal(e) || attempt >= state.settings.attempts => RunState::Terminal,
-        (Err(_), _) => RunState::Failed,
+    conclude(
+        opts,
+        &root,
+        attempt,
+        state.settings.attempts,
+        ending,
+        result,
+    )
+}
+
+/// What happened before the journal opens: the discovery when the
+/// configuration is not in place yet (the journal's fingerprint is the
+/// configuration's), then the refusal of a journal for other inputs. The
+/// error comes with the step it belongs to.
+fn before_journal(
+    opts: &Options,
+    root: &Root,
+    settings: &Settings,
+    journal: &Location,
+    status: &mut Status,
+) -> std::result::Result<(), (Option<String>, anyhow::Error)> {
+    let config = std::path::Path::new(WD).join(CONFIG_DIR);
+    if !root.exists(&config).map_err(|e| (None, e))? {
+        status.current_step = Some("discover".into());
+        status.write(root).map_err(|e| (None, e))?;
+        let medium = discovery::Options {
+            root: opts.root.clone(),
+            timeout: Settings::secs(settings.config_medium),
+            announce_every: Settings::secs(settings.announce_every.max(1)),
+        };
+        discovery::discover(&medium, discovery::UdevHost::open)
+            .map_err(|e| (Some("discover".to_string()), e))?;
+        status.current_step = None;
+    }
+    let now = fingerprint::inputs(root).map_err(|e| (None, e))?;
+    fingerprint::check_journal(journal, &now).map_err(|e| (None, e))
+}
+
+/// How a start ended, for the status file.
+struct Ending {
+    steps: Vec<status::StepStatus>,
+    failed_step: Option<String>,
+    error: Vec<String>,
+    /// Stopped as asked (`--until`).
+    stopped: bool,
+}
+
+/// Writes the final status and, for a terminal failure, the console
+/// message; removes the secrets unless the next start needs them.
+fn conclude(
+    opts: &Options,
+    root: &Root,
+    attempt: u32,
+    attempts: u32,
+    ending: Ending,
+    result: Result<()>,
+) -> Result<Finished> {
+    let mut end = Status::new(attempt);
+    end.steps = ending.steps;
+    end.current_step = ending.failed_step.clone();
+    end.error = ending.error;
+    end.state = match &result {
+        Ok(()) if ending.stopped => RunState::Stopped,
+        Ok(()) => RunState::Succeeded,
+        Err(_) if shutdown::requested().is_some() => RunState::Interrupted,
+        Err(e) if is_terminal(e) || attempt >= attempts => RunState::Terminal,
+        Err(_) => RunState::Failed,
     };
     if end.state == RunState::Succeeded {
         end.attempt = 0;
@@ -188,7 +285,7 @@ pub fn run_with(
             root.remove(status::ISSUE_FILE)?;
         }
     }
-    end.write(&root)?;
+    end.write(root)?;
     match result {
         Ok(()) => {
             let line = match end.state {
@@ -204,17 +301,24 @@ pub fn run_with(
             })
         }
         Err(e) if end.state == RunState::Terminal => {
-            remove_written_secrets(&root);
-            let text = status::issue_text(failed_step.as_deref(), &end.error);
+            remove_written_secrets(root);
+            let text = status::issue_text(ending.failed_step.as_deref(), &end.error);
             root.create_dir_all("etc/issue.d", 0o755)?;
             if let Err(w) = root.write_atomic(status::ISSUE_FILE, text.as_bytes(), 0o644) {
                 tracing::warn!("writing the console message: {w:#}");
             }
             systemd::status(&format!("failed for good: {e:#}"));
             Err(e.context(Terminal(format!(
-                "post-pivot failed for good (start {attempt} of at most {})",
-                state.settings.attempts
+                "post-pivot failed for good (start {attempt} of at most {attempts})"
             ))))
+        }
+        Err(e) if end.state == RunState::Interrupted => {
+            // A shutdown: the next boot resumes, and the recert step
+            // writes its configuration again, so nothing secret is left
+            // for the time the node is down (W14).
+            remove_written_secrets(root);
+            systemd::status(&format!("interrupted, the next start resumes: {e:#}"));
+            Err(e)
         }
         Err(e) => {
             systemd::status(&format!("failed (start {attempt}), will retry: {e:#}"));

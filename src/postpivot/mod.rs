@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod copy;
 pub mod discovery;
 pub mod effective;
+pub mod fingerprint;
 pub mod flow;
 pub mod inputs;
 pub mod kubeconfig_crypto;

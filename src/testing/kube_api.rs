@@ -7,9 +7,14 @@
 //! refused while its Namespace does not exist, a CRD's kind served only
 //! once the CRD is Established.
 //!
-//! Serves Namespace, ConfigMap, Secret, CustomResourceDefinition and the
-//! kinds of created CRDs. Strategic merge patches are applied as JSON merge
-//! patches (lists replaced); no watch, no field selectors, no conversion.
+//! Serves Namespace, ConfigMap, Secret, Node, Deployment,
+//! CustomResourceDefinition, the kinds of created CRDs and, after
+//! [`KubeApiServer::serve_openshift`], the OpenShift kinds post-pivot works
+//! on (ClusterVersion, ImageDigestMirrorSet, ImageContentSourcePolicy,
+//! CatalogSource). Label selectors of `key`, `key=value` terms; strategic
+//! merge patches are JSON merge patches except that lists of named objects
+//! (containers) merge by name; no watch, no field selectors, no conversion.
+//! PATCH and DELETE requests are recorded with their bodies.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,11 +42,22 @@ struct Failures {
     status: u16,
 }
 
+/// A PATCH or DELETE the server was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub content_type: String,
+    /// The body as JSON (Null when there was none or it was not JSON).
+    pub body: Value,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     store: Store,
     failures: Failures,
     requests: Vec<String>,
+    changes: Vec<Recorded>,
 }
 
 type State = Arc<Mutex<Shared>>;
@@ -180,6 +196,16 @@ impl KubeApiServer {
         self.lock().store.crd_delay = delay;
     }
 
+    /// Serves the OpenShift kinds (as if their CRDs were installed).
+    pub fn serve_openshift(&self) {
+        self.lock().store.serve_openshift();
+    }
+
+    /// Every PATCH and DELETE so far, in order.
+    pub fn changes(&self) -> Vec<Recorded> {
+        self.lock().changes.clone()
+    }
+
     /// Every stored object, as `group/plural/namespace/name` (empty parts
     /// for the core group and cluster-scoped objects), sorted.
     pub fn object_keys(&self) -> Vec<String> {
@@ -232,6 +258,7 @@ async fn serve(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
     let content_type = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -245,6 +272,14 @@ async fn serve(
     let (code, value) = {
         let mut shared = state.lock().unwrap_or_else(PoisonError::into_inner);
         shared.requests.push(format!("{method} {path}"));
+        if method == hyper::Method::PATCH || method == hyper::Method::DELETE {
+            shared.changes.push(Recorded {
+                method: method.to_string(),
+                path: path.clone(),
+                content_type: content_type.clone(),
+                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            });
+        }
         match injected_failure(&mut shared.failures) {
             Some(answer) => answer,
             None => route(
@@ -252,6 +287,7 @@ async fn serve(
                 &addr.to_string(),
                 &method,
                 &path,
+                &query,
                 &content_type,
                 &body,
             ),

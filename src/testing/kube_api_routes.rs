@@ -4,7 +4,9 @@
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::kube_api_store::{Key, ResourceType, Store, merge_patch};
+use super::kube_api_store::{
+    Key, ResourceType, Store, merge_patch, selector_matches, strategic_merge_patch,
+};
 
 /// An HTTP status and a JSON body.
 pub type Answer = (StatusCode, Value);
@@ -38,6 +40,7 @@ pub fn route(
     server: &str,
     method: &Method,
     path: &str,
+    query: &str,
     content_type: &str,
     body: &[u8],
 ) -> Answer {
@@ -83,7 +86,7 @@ pub fn route(
     }
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     match (method, name) {
-        (&Method::GET, None) => list(store, &t, namespace),
+        (&Method::GET, None) => list(store, &t, namespace, &label_selector(query)),
         (&Method::GET, Some(n)) => store
             .view(&key(&t, namespace, n))
             .map_or_else(|| not_found(&t, n), |o| (StatusCode::OK, o)),
@@ -109,7 +112,15 @@ fn key(t: &ResourceType, namespace: &str, name: &str) -> Key {
     )
 }
 
-fn list(store: &Store, t: &ResourceType, namespace: &str) -> Answer {
+/// The `labelSelector` of a query string ("" when none).
+fn label_selector(query: &str) -> String {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "labelSelector")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn list(store: &Store, t: &ResourceType, namespace: &str, selector: &str) -> Answer {
     let items: Vec<Value> = store
         .objects
         .keys()
@@ -117,6 +128,7 @@ fn list(store: &Store, t: &ResourceType, namespace: &str) -> Answer {
             *g == t.group && *p == t.plural && (namespace.is_empty() || ns == namespace)
         })
         .filter_map(|k| store.view(k))
+        .filter(|o| selector_matches(selector, o))
         .collect();
     (
         StatusCode::OK,
@@ -264,9 +276,8 @@ fn patch(
     content_type: &str,
     body: Option<Value>,
 ) -> Answer {
-    let merge_like = content_type.starts_with("application/merge-patch+json")
-        || content_type.starts_with("application/strategic-merge-patch+json");
-    if !merge_like {
+    let strategic = content_type.starts_with("application/strategic-merge-patch+json");
+    if !strategic && !content_type.starts_with("application/merge-patch+json") {
         return status_answer(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
@@ -282,7 +293,11 @@ fn patch(
     let Some(obj) = store.objects.get_mut(&k) else {
         return not_found(t, name);
     };
-    merge_patch(obj, &patch_doc);
+    if strategic {
+        strategic_merge_patch(obj, &patch_doc);
+    } else {
+        merge_patch(obj, &patch_doc);
+    }
     obj["metadata"]["resourceVersion"] = rv.into();
     (StatusCode::OK, store.view(&k).unwrap_or_default())
 }

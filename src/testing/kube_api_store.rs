@@ -70,6 +70,8 @@ impl Default for Store {
                 ResourceType::new("", "v1", "namespaces", "Namespace", false),
                 ResourceType::new("", "v1", "configmaps", "ConfigMap", true),
                 ResourceType::new("", "v1", "secrets", "Secret", true),
+                ResourceType::new("", "v1", "nodes", "Node", false),
+                ResourceType::new("apps", "v1", "deployments", "Deployment", true),
                 ResourceType::new(
                     "apiextensions.k8s.io",
                     "v1",
@@ -86,7 +88,57 @@ impl Default for Store {
     }
 }
 
+/// The OpenShift kinds post-pivot works on, served by
+/// [`Store::serve_openshift`] as if the cluster's CRDs were installed.
+pub const OPENSHIFT_TYPES: [(&str, &str, &str, &str, bool); 5] = [
+    (
+        "machineconfiguration.openshift.io",
+        "v1",
+        "machineconfigs",
+        "MachineConfig",
+        false,
+    ),
+    (
+        "config.openshift.io",
+        "v1",
+        "clusterversions",
+        "ClusterVersion",
+        false,
+    ),
+    (
+        "config.openshift.io",
+        "v1",
+        "imagedigestmirrorsets",
+        "ImageDigestMirrorSet",
+        false,
+    ),
+    (
+        "operator.openshift.io",
+        "v1alpha1",
+        "imagecontentsourcepolicies",
+        "ImageContentSourcePolicy",
+        false,
+    ),
+    (
+        "operators.coreos.com",
+        "v1alpha1",
+        "catalogsources",
+        "CatalogSource",
+        true,
+    ),
+];
+
 impl Store {
+    /// Serves [`OPENSHIFT_TYPES`] from now on.
+    pub fn serve_openshift(&mut self) {
+        for (group, version, plural, kind, namespaced) in OPENSHIFT_TYPES {
+            if self.find(group, version, plural).is_none() {
+                self.builtin
+                    .push(ResourceType::new(group, version, plural, kind, namespaced));
+            }
+        }
+    }
+
     /// Every served type: the built-in ones and those of Established CRDs.
     pub fn types(&self) -> Vec<ResourceType> {
         let mut types = self.builtin.clone();
@@ -237,6 +289,29 @@ fn crd_types(crd: &Value) -> Vec<ResourceType> {
 
 /// RFC 7386 JSON merge patch.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
+    patch_value(target, patch, false);
+}
+
+/// A strategic merge patch as far as post-pivot needs one: a JSON merge
+/// patch, except that lists of objects with a `name` (containers, env)
+/// are merged item by item on the name, as the API server does for them.
+pub fn strategic_merge_patch(target: &mut Value, patch: &Value) {
+    patch_value(target, patch, true);
+}
+
+fn patch_value(target: &mut Value, patch: &Value, strategic: bool) {
+    if strategic && let (Value::Array(live), Value::Array(items)) = (&mut *target, patch) {
+        let named = |v: &Value| v.get("name").and_then(Value::as_str).map(String::from);
+        if items.iter().all(|i| named(i).is_some()) && live.iter().all(|i| named(i).is_some()) {
+            for item in items {
+                match live.iter_mut().find(|l| named(l) == named(item)) {
+                    Some(l) => patch_value(l, item, true),
+                    None => live.push(item.clone()),
+                }
+            }
+            return;
+        }
+    }
     let Value::Object(patch) = patch else {
         *target = patch.clone();
         return;
@@ -249,8 +324,25 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             if v.is_null() {
                 map.remove(k);
             } else {
-                merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+                patch_value(map.entry(k.clone()).or_insert(Value::Null), v, strategic);
             }
         }
     }
+}
+
+/// Whether `obj`'s labels satisfy a label selector of `key`, `key=value`
+/// and `key==value` terms joined by commas (what post-pivot sends).
+pub fn selector_matches(selector: &str, obj: &Value) -> bool {
+    let labels = &obj["metadata"]["labels"];
+    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
+        let (key, value) = match term.split_once("==").or_else(|| term.split_once('=')) {
+            Some((k, v)) => (k, Some(v)),
+            None => (term, None),
+        };
+        match (labels.get(key).and_then(Value::as_str), value) {
+            (Some(have), Some(want)) => have == want,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    })
 }

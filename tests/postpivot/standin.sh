@@ -32,12 +32,25 @@ podman)
 		cfg="$STANDIN_ROOT/opt/openshift/recert_config.json"
 		[ "$(head -c1 "$cfg")" = '{' ] || exit 1
 		etcdctl --endpoints "$STANDIN_ETCD" put /recert-standin/ran yes >/dev/null || exit 1
+		if [ -n "$STANDIN_RECERT_HOLD" ]; then
+			# A recert that takes its time: its pid (this process, after
+			# exec) is the sign it runs; `podman stop recert` ends it.
+			printf '%s' "$$" >"$STANDIN_RECERT_HOLD.tmp"
+			mv "$STANDIN_RECERT_HOLD.tmp" "$STANDIN_RECERT_HOLD"
+			exec sleep 120
+		fi
 		if [ -n "$STANDIN_RECERT_FAILS" ]; then
 			printf 'error: %s\n' "$STANDIN_RECERT_FAILS" >"$STANDIN_ROOT/var/tmp/recert-summary.yaml"
 			exit 1
 		fi
 		printf 'server 192.0.2.1 iburst\n' >"$STANDIN_ROOT/etc/chrony.conf"
 		printf 'recert: stand-in\n' >"$STANDIN_ROOT/var/tmp/recert-summary.yaml"
+		;;
+	stop)
+		for last; do :; done
+		if [ "$last" = recert ] && [ -n "$STANDIN_RECERT_HOLD" ] && [ -f "$STANDIN_RECERT_HOLD" ]; then
+			kill "$(cat "$STANDIN_RECERT_HOLD")"
+		fi
 		;;
 	esac
 	;;

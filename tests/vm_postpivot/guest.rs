@@ -13,8 +13,9 @@
 //!   from `chrony_config` as recert does, and writes its summary.
 //! - `kube-api`: started by the `kubelet.service` stand-in; sprout's
 //!   Kubernetes API test server (src/testing/kube_api.rs) on the address of
-//!   the node's lb-ext kubeconfig, with the CRDs a cluster has, writing the
-//!   objects it holds to `/run/sprout-vm/kube-objects` for the checks.
+//!   the node's lb-ext kubeconfig, holding what the seed cluster has (node,
+//!   ClusterVersion, CVO, a seed mirror and catalog), writing the objects it
+//!   holds to `/run/sprout-vm/kube-objects` for the checks.
 //! - `status`: prints sprout's status file as `state=…`, `step ID OUTCOME`
 //!   lines (the guest has no JSON tool).
 
@@ -272,18 +273,52 @@ fn recert() -> Res<()> {
     Ok(())
 }
 
-fn crd(group: &str, plural: &str, kind: &str, version: &str, namespaced: bool) -> Value {
-    json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{plural}.{group}")},
-        "spec": {
-            "group": group,
-            "names": {"plural": plural, "kind": kind, "singular": kind.to_lowercase()},
-            "scope": if namespaced { "Namespaced" } else { "Cluster" },
-            "versions": [{"name": version, "served": true, "storage": true}],
-        },
-    })
+/// The seed cluster as the API serves it once kubelet runs: the node
+/// (registered under its new name), ClusterVersion, the CVO, and a mirror
+/// and a catalog of the seed that post-pivot must remove.
+fn seed_cluster(server: &sprout::testing::kube_api::KubeApiServer) {
+    const RELEASE: &str = "quay.io/openshift-release-dev/ocp-release@sha256:0123abcd";
+    server.serve_openshift();
+    for ns in ["openshift-marketplace", "openshift-cluster-version"] {
+        server.insert(
+            "",
+            "namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        );
+    }
+    server.insert(
+        "",
+        "nodes",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "sno1",
+            "labels": {"node-role.kubernetes.io/master": "", "kubernetes.io/hostname": "sno1"}}}),
+    );
+    server.insert(
+        "config.openshift.io",
+        "clusterversions",
+        json!({"apiVersion": "config.openshift.io/v1", "kind": "ClusterVersion",
+            "metadata": {"name": "version"}, "spec": {"clusterID": "seed-cluster-id"}}),
+    );
+    server.insert(
+        "apps",
+        "deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "cluster-version-operator", "namespace": "openshift-cluster-version"},
+            "spec": {"template": {"spec": {"containers": [{"name": "cluster-version-operator",
+                "image": RELEASE, "args": [format!("--release-image={RELEASE}")]}]}}}}),
+    );
+    server.insert(
+        "operator.openshift.io",
+        "imagecontentsourcepolicies",
+        json!({"apiVersion": "operator.openshift.io/v1alpha1", "kind": "ImageContentSourcePolicy",
+            "metadata": {"name": "seed-mirror"},
+            "spec": {"repositoryDigestMirrors": [{"source": "quay.io/openshift-release-dev"}]}}),
+    );
+    server.insert(
+        "operators.coreos.com",
+        "catalogsources",
+        json!({"apiVersion": "operators.coreos.com/v1alpha1", "kind": "CatalogSource",
+            "metadata": {"name": "seed-catalog", "namespace": "openshift-marketplace"}}),
+    );
 }
 
 fn kube_api() -> Res<()> {
@@ -291,37 +326,23 @@ fn kube_api() -> Res<()> {
     let addr = std::env::var("SPROUT_VM_KUBE_API").unwrap_or_else(|_| "127.0.0.1:6443".into());
     let addr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
     let server = KubeApiServer::start_at(addr).map_err(|e| format!("{e:#}"))?;
-    // The CRDs of an OpenShift cluster that the node's manifests need.
-    for (group, plural, kind, version, namespaced) in [
-        (
-            "machineconfiguration.openshift.io",
-            "machineconfigs",
-            "MachineConfig",
-            "v1",
-            false,
-        ),
-        (
-            "config.openshift.io",
-            "imagedigestmirrorsets",
-            "ImageDigestMirrorSet",
-            "v1",
-            false,
-        ),
-    ] {
-        server.insert(
-            "apiextensions.k8s.io",
-            "customresourcedefinitions",
-            crd(group, plural, kind, version, namespaced),
-        );
-    }
+    seed_cluster(&server);
     eprintln!("kube API stand-in: serving {}", server.url());
     let out = Path::new("/run/sprout-vm");
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     loop {
-        for (name, lines) in [
-            ("kube-objects", server.object_keys()),
-            ("kube-requests", server.requests()),
-        ] {
+        // One line an object: its key, a tab, the object as served.
+        let objects: Vec<String> = server
+            .object_keys()
+            .into_iter()
+            .map(|key| {
+                let p: Vec<&str> = key.splitn(4, '/').collect();
+                let ns = (!p[2].is_empty()).then_some(p[2]);
+                let obj = server.object(p[0], p[1], ns, p[3]).unwrap_or_default();
+                format!("{key}\t{obj}")
+            })
+            .collect();
+        for (name, lines) in [("kube-objects", objects), ("kube-requests", server.requests())] {
             let tmp = out.join(format!(".{name}"));
             let mut text = lines.join("\n");
             text.push('\n');

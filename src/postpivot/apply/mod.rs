@@ -11,11 +11,15 @@
 //! - transient errors are retried with bounded backoff under one deadline;
 //! - an error names the file, the document and the object.
 //!
+//! The other cluster operations of the flow (API wait, CVO registry,
+//! cluster ID, node labels) are in [`cluster_ops`].
+//!
 //! Callers stay synchronous: [`apply_dir`] and [`delete_seed_mirrors`] run
 //! their own tokio runtime (so they must not be called from inside one;
 //! async callers use [`apply_manifests`] and [`delete_seed_mirrors_with`]).
 
 mod cleanup;
+pub mod cluster_ops;
 pub mod manifest;
 pub mod merge;
 mod object;
@@ -117,7 +121,8 @@ pub fn delete_seed_mirrors(kubeconfig: &Path, opts: &ApplyOptions) -> Result<Vec
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// A runtime for one synchronous caller of the async client.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

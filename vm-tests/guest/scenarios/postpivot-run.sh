@@ -72,13 +72,24 @@ note "etcd (/var/lib/etcd) holds recert's cluster_rename $renamed"
 # kubelet enabled and started; the manifests in the API.
 [ "$(systemctl is-enabled kubelet.service)" = enabled ] || fail "kubelet is not enabled"
 [ -f /run/sprout-vm/kubelet.started ] || fail "kubelet was not started"
+# The API stand-in's objects: KEY<tab>JSON a line.
 objects="$(cat /run/sprout-vm/kube-objects)"
+keys="$(cut -f1 <<<"$objects")"
 for o in "/namespaces//sprout-vm" "/configmaps/sprout-vm/greeting" \
   "machineconfiguration.openshift.io/machineconfigs//99-master-ssh" \
   "machineconfiguration.openshift.io/machineconfigs//99-worker-ssh"; do
-  grep -q -- "$o\$" <<<"$objects" || fail "$o is not in the API: $(tr '\n' ';' <<<"$objects")"
+  grep -qx -- "$o" <<<"$keys" || fail "$o is not in the API: $(tr '\n' ' ' <<<"$keys")"
 done
-note "API objects: $(tr '\n' ' ' <<<"$objects")"
+for o in "operator.openshift.io/imagecontentsourcepolicies//seed-mirror" \
+  "operators.coreos.com/catalogsources/openshift-marketplace/seed-catalog"; do
+  ! grep -qx -- "$o" <<<"$keys" || fail "the seed's $o is still in the API"
+done
+cv="$(grep '^config.openshift.io/clusterversions//version' <<<"$objects" | cut -f2)"
+grep -q '"clusterID":"' <<<"$cv" && ! grep -q '"clusterID":"seed-cluster-id"' <<<"$cv" \
+  || fail "the cluster ID was not set: $cv"
+node="$(grep '^/nodes//sno1' <<<"$objects" | cut -f2)"
+grep -q '"site":"vm-tests"' <<<"$node" || fail "the node has no site label: $node"
+note "API objects: $(tr '\n' ' ' <<<"$keys")"
 
 # The end: the unit disabled, the working directory and seed data gone.
 [ "$(systemctl is-enabled "$UNIT" 2>&1)" = disabled ] || fail "$UNIT is $(systemctl is-enabled "$UNIT" 2>&1), not disabled"
