@@ -35,17 +35,17 @@
 //! `flock /tmp/sprout-vm.lock` when other VM tests may run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test crate
 
+#[path = "vm_postpivot/guest.rs"]
+mod guest;
 #[allow(dead_code)]
 #[path = "vm/machine.rs"]
 mod machine;
 #[allow(dead_code)]
 #[path = "vm/qmp.rs"]
 mod qmp;
-mod support;
-#[path = "vm_postpivot/guest.rs"]
-mod guest;
 #[path = "vm_postpivot/setup.rs"]
 mod setup;
+mod support;
 
 use std::time::Duration;
 
@@ -127,7 +127,10 @@ fn postpivot_resumes_at_recert_after_a_reset() {
     let reset = first.line("resetting the guest during recert");
     if reset.is_none() || first.verdict == Verdict::Pass {
         eprintln!("{}", first.report());
-        panic!("{name}: the first boot did not reach recert: {}", first.reason());
+        panic!(
+            "{name}: the first boot did not reach recert: {}",
+            first.reason()
+        );
     }
     say(&format!(
         "{name}: first boot reset during recert after {:.1} s",

@@ -225,7 +225,9 @@ fn recert() -> Res<()> {
     let (cfg, paths) = parse(&text)?;
     for p in &paths {
         if !Path::new(p).exists() {
-            return Err(format!("{p} (named in {path}) does not exist in the container"));
+            return Err(format!(
+                "{p} (named in {path}) does not exist in the container"
+            ));
         }
     }
     let endpoint = cfg
@@ -342,7 +344,10 @@ fn kube_api() -> Res<()> {
                 format!("{key}\t{obj}")
             })
             .collect();
-        for (name, lines) in [("kube-objects", objects), ("kube-requests", server.requests())] {
+        for (name, lines) in [
+            ("kube-objects", objects),
+            ("kube-requests", server.requests()),
+        ] {
             let tmp = out.join(format!(".{name}"));
             let mut text = lines.join("\n");
             text.push('\n');
@@ -362,12 +367,7 @@ fn status() -> Res<()> {
     println!("state={}", s(&v["state"]));
     println!("attempt={}", v["attempt"]);
     println!("current_step={}", s(&v["current_step"]));
-    let error: Vec<String> = v["error"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(s)
-        .collect();
+    let error: Vec<String> = v["error"].as_array().into_iter().flatten().map(s).collect();
     println!("error={}", error.join(": "));
     for step in v["steps"].as_array().into_iter().flatten() {
         println!("step {} {}", s(&step["id"]), s(&step["outcome"]));
@@ -389,7 +389,11 @@ mod tests {
         assert_eq!(paths, ["/kubelet", "/x/k.key"]);
         let e = parse(r#"{"etcd_endpoint":"localhost:2379","colour":"red"}"#).unwrap_err();
         assert!(e.contains("unknown keys [\"colour\"]"), "{e}");
-        assert!(parse(r#"{"dry_run":"yes"}"#).unwrap_err().contains("boolean"));
+        assert!(
+            parse(r#"{"dry_run":"yes"}"#)
+                .unwrap_err()
+                .contains("boolean")
+        );
         assert!(parse(r#"{"ip":["a","b","c"]}"#).is_err());
         assert!(parse(r#"{"cluster_rename":"justone"}"#).is_err());
         assert!(parse("[1]").is_err());

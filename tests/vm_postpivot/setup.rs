@@ -64,7 +64,13 @@ fn setup() -> Result<Env, String> {
     if unsafe { nix::libc::geteuid() } != 0 {
         return Err("vm-tests need root (debootstrap, chroot, mounts); CI runs as root".into());
     }
-    for tool in ["qemu-system-x86_64", "debootstrap", "mkfs.ext4", "xorriso", "strip"] {
+    for tool in [
+        "qemu-system-x86_64",
+        "debootstrap",
+        "mkfs.ext4",
+        "xorriso",
+        "strip",
+    ] {
         if which(tool).is_none() {
             return Err(format!("{tool} is not installed (run scripts/setup.sh)"));
         }
@@ -146,7 +152,10 @@ fn site_config() -> tempfile::TempDir {
     edit_yaml(&cfg.path().join("image-based-config.yaml"), |v| {
         let m = v.as_object_mut().unwrap();
         m.remove("networkConfig");
-        m.insert("additionalNTPSources".into(), serde_json::json!(["192.168.122.1"]));
+        m.insert(
+            "additionalNTPSources".into(),
+            serde_json::json!(["192.168.122.1"]),
+        );
         m.insert("nodeLabels".into(), serde_json::json!({"site": "vm-tests"}));
     });
     let extra = cfg.path().join("extra-manifests");
@@ -183,12 +192,25 @@ fn site_iso(work: &Path) -> PathBuf {
     .unwrap();
     let iso = work.join("site.iso");
     let o = Command::new("xorriso")
-        .args(["-as", "mkisofs", "-quiet", "-V", "cluster-config", "-J", "-R", "-o"])
+        .args([
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-V",
+            "cluster-config",
+            "-J",
+            "-R",
+            "-o",
+        ])
         .arg(&iso)
         .arg(&root)
         .output()
         .unwrap();
-    assert!(o.status.success(), "xorriso: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "xorriso: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     iso
 }
 

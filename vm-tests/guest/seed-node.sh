@@ -16,7 +16,8 @@ image_of() {
   local name=$1 bin=$2 env=$3 dir
   shift 3
   dir="$(mktemp -d)"
-  { echo "$bin"; ldd "$bin" | grep -o '/[^ ]*'; } | sed 's|^/||' | sort -u >"$dir/files"
+  # nsswitch.conf: `localhost` resolves from the hosts file podman writes.
+  { echo "$bin"; ldd "$bin" | grep -o '/[^ ]*'; ls /etc/nsswitch.conf 2>/dev/null || true; } | sed 's|^/||' | sort -u >"$dir/files"
   tar --dereference -cf "$dir/rootfs.tar" -C / -T "$dir/files"
   local entry
   entry="$(printf '"%s",' "$@")"
@@ -41,6 +42,8 @@ seed_node_setup() {
     /var/lib/etcd /etc/machine-config-daemon /etc/pki/ca-trust/source/anchors /etc/ssh /var/tmp \
     /etc/sprout-vm /run/sprout-vm
   install -m 0600 /share/postpivot/seed-manifest.json /var/seed_data/manifest.json
+  # What the MCO leaves on a node; recert's configuration names it.
+  echo '{}' >/etc/mcs-machine-config-content.json
 
   image_of "$ETCD_IMAGE" /usr/bin/etcd SPROUT_VM_IMAGE=etcd /usr/bin/etcd
   image_of "$RECERT_IMAGE" "$HELPER" SPROUT_VM_HELPER=recert \
