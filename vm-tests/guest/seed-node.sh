@@ -146,18 +146,18 @@ expect_step() {
 }
 
 # Waits up to $1 seconds for the unit to be done with every start it will
-# make: failed for good, or inactive after its main process exited.
+# make: sprout's status file says succeeded or terminal and the unit is
+# inactive or failed (not restarting).
 wait_postpivot_end() {
-  local limit=$1 i state sub
-  for ((i = 0; i < limit; i++)); do
-    state="$(systemctl show -P ActiveState "$UNIT")"
-    sub="$(systemctl show -P SubState "$UNIT")"
-    if [ "$(systemctl show -P ExecMainExitTimestampMonotonic "$UNIT")" != 0 ]; then
-      case "$state/$sub" in inactive/dead | failed/failed) return 0 ;; esac
+  local limit=$1 t0=$SECONDS state
+  while ((SECONDS - t0 < limit)); do
+    if grep -qE '"state": "(succeeded|terminal)"' /var/lib/sprout/post-pivot-status.json 2>/dev/null; then
+      state="$(systemctl show -P ActiveState "$UNIT")/$(systemctl show -P SubState "$UNIT")"
+      case "$state" in inactive/dead | failed/failed) return 0 ;; esac
     fi
     sleep 1
   done
-  fail "$UNIT has not ended after $limit s ($state/$sub): $(journalctl -u "$UNIT" -b --no-pager | tail -n 15)"
+  fail "$UNIT has not ended after $limit s ($(systemctl show -P ActiveState "$UNIT")): $(journalctl -u "$UNIT" -b --no-pager | tail -n 15)"
 }
 
 # A manifest of what post-pivot may change on the host (paths, types,

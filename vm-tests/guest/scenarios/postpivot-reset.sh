@@ -27,7 +27,6 @@ if [ ! -e "$phase" ]; then
 fi
 
 note "second boot: $UNIT is $(systemctl show -P ActiveState "$UNIT"), recert ran $(cat /etc/sprout-vm/recert-runs) time(s) so far"
-wait_unit_exited "$UNIT" 400
 wait_postpivot_end 400
 note "post-pivot ended: $(pp_status | grep -v '^step' | tr '\n' ' ')"
 note "steps: $(pp_status | sed -n 's/^step //p' | tr '\n' ';')"
