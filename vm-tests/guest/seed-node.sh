@@ -88,6 +88,7 @@ Description=kubelet stand-in (vm-tests): serves sprout's Kubernetes API test ser
 [Service]
 Type=simple
 Environment=SPROUT_VM_HELPER=kube-api
+ExecStartPre=/usr/bin/mkdir -p /run/sprout-vm
 ExecStartPre=/usr/bin/touch /run/sprout-vm/kubelet.started
 ExecStart=$HELPER --ignored --exact guest_helper --nocapture --quiet
 [Install]
@@ -105,7 +106,7 @@ EnvironmentFile=-/etc/default/nodeip-configuration
 ExecStart=/usr/local/libexec/sprout-vm/nodeip-configuration
 EOF
   # update-ca-trust stand-in (RHCOS's tool): records its calls.
-  printf '#!/bin/sh\necho "update-ca-trust $*" >>/run/sprout-vm/update-ca-trust.calls\n' \
+  printf '#!/bin/sh\nmkdir -p /run/sprout-vm\necho "update-ca-trust $*" >>/run/sprout-vm/update-ca-trust.calls\n' \
     >/usr/local/sbin/update-ca-trust
   chmod 0755 /usr/local/sbin/update-ca-trust
 
