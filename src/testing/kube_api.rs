@@ -73,7 +73,14 @@ pub struct KubeApiServer {
 impl KubeApiServer {
     /// Starts a server on a free port of 127.0.0.1.
     pub fn start() -> Result<Self> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts a server on `addr` (a fixed port: the vm-tests guest serves
+    /// it where the node's kubeconfig points).
+    pub fn start_at(addr: SocketAddr) -> Result<Self> {
+        let listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
         listener
             .set_nonblocking(true)
             .context("making the listener non-blocking")?;
@@ -136,9 +143,19 @@ impl KubeApiServer {
         self.lock().store.view(&key)
     }
 
-    /// Stores `obj` as if created earlier (a live object to update).
+    /// Stores `obj` as if created earlier (a live object to update); a CRD
+    /// stored so is Established at once.
     pub fn insert(&self, group: &str, plural: &str, obj: Value) {
         let mut shared = self.lock();
+        if group == "apiextensions.k8s.io"
+            && plural == "customresourcedefinitions"
+            && let Some(name) = obj["metadata"]["name"].as_str()
+        {
+            shared
+                .store
+                .crd_ready_at
+                .insert(name.to_string(), std::time::Instant::now());
+        }
         let ns = obj["metadata"]["namespace"]
             .as_str()
             .unwrap_or_default()
@@ -194,6 +211,17 @@ impl KubeApiServer {
     /// Every PATCH and DELETE so far, in order.
     pub fn changes(&self) -> Vec<Recorded> {
         self.lock().changes.clone()
+    }
+
+    /// Every stored object, as `group/plural/namespace/name` (empty parts
+    /// for the core group and cluster-scoped objects), sorted.
+    pub fn object_keys(&self) -> Vec<String> {
+        self.lock()
+            .store
+            .objects
+            .keys()
+            .map(|(g, p, ns, n)| format!("{g}/{p}/{ns}/{n}"))
+            .collect()
     }
 
     /// Every request so far, as `METHOD /path`.
