@@ -12,42 +12,7 @@ mod node;
 
 use std::path::Path;
 
-use sprout::postpivot::cluster::{Cluster, ManifestApplier};
 use sprout::postpivot::flow::{self, Options};
-
-struct NotReached;
-
-impl Cluster for NotReached {
-    fn api_answers(&self) -> anyhow::Result<bool> {
-        unreachable!()
-    }
-    fn remove_seed_mirrors_and_catalogs(&self) -> anyhow::Result<()> {
-        unreachable!()
-    }
-    fn rewrite_cvo_registry(
-        &self,
-        _: &sprout::api::seed_cluster_info::SeedClusterInfo,
-        _: &sprout::api::seed_reconfig::SeedReconfiguration,
-    ) -> anyhow::Result<()> {
-        unreachable!()
-    }
-    fn set_cluster_id(&self, _: &str) -> anyhow::Result<()> {
-        unreachable!()
-    }
-    fn set_node_labels(
-        &self,
-        _: &std::collections::BTreeMap<String, String>,
-        _: std::time::Duration,
-    ) -> anyhow::Result<()> {
-        unreachable!()
-    }
-}
-
-impl ManifestApplier for NotReached {
-    fn apply_dir(&self, _: &Path) -> anyhow::Result<()> {
-        unreachable!()
-    }
-}
 
 fn sha256(p: &Path) -> String {
     let out = std::process::Command::new("sha256sum")
@@ -75,7 +40,12 @@ fn a_journal_for_another_configuration_is_refused_and_nothing_changes() {
     let seed = root.join("var/seed_data/manifest.json");
     let mut opts = Options::new(root.clone());
     opts.until = Some("pull-secret".into());
-    flow::run_with(&opts, Box::new(NotReached), Box::new(NotReached)).unwrap();
+    flow::run_with(
+        &opts,
+        Box::new(node::NotReached),
+        Box::new(node::NotReached),
+    )
+    .unwrap();
     let journal_path = root.join("var/lib/sprout/post-pivot-journal.json");
     let journal: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&journal_path).unwrap()).unwrap();
@@ -85,7 +55,12 @@ fn a_journal_for_another_configuration_is_refused_and_nothing_changes() {
 
     // The same configuration resumes.
     opts.until = Some("pull-secret".into());
-    flow::run_with(&opts, Box::new(NotReached), Box::new(NotReached)).unwrap();
+    flow::run_with(
+        &opts,
+        Box::new(node::NotReached),
+        Box::new(node::NotReached),
+    )
+    .unwrap();
 
     // Another configuration (as from another config ISO) is refused.
     reconfig.hostname = "other-node".into();
@@ -97,7 +72,12 @@ fn a_journal_for_another_configuration_is_refused_and_nothing_changes() {
         .filter(|(p, _)| !skip(p))
         .collect();
     opts.until = None;
-    let e = flow::run_with(&opts, Box::new(NotReached), Box::new(NotReached)).unwrap_err();
+    let e = flow::run_with(
+        &opts,
+        Box::new(node::NotReached),
+        Box::new(node::NotReached),
+    )
+    .unwrap_err();
     let text = format!("{e:#}");
     assert!(flow::is_terminal(&e), "{text}");
     assert!(text.contains("is of a run for other inputs"), "{text}");
@@ -124,7 +104,8 @@ fn a_journal_for_another_configuration_is_refused_and_nothing_changes() {
     // --dry-run, what a field engineer runs next, says the same.
     let mut dry = opts.clone();
     dry.dry_run = true;
-    let e = flow::run_with(&dry, Box::new(NotReached), Box::new(NotReached)).unwrap_err();
+    let e =
+        flow::run_with(&dry, Box::new(node::NotReached), Box::new(node::NotReached)).unwrap_err();
     assert!(
         format!("{e:#}").contains("is of a run for other inputs"),
         "{e:#}"

@@ -24,43 +24,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct NoApplier;
-
-/// recert fails before kubelet: the cluster side is never reached.
-struct NotReached;
-
-impl sprout::postpivot::cluster::Cluster for NotReached {
-    fn api_answers(&self) -> anyhow::Result<bool> {
-        unreachable!("recert failed before the API wait")
-    }
-    fn remove_seed_mirrors_and_catalogs(&self) -> anyhow::Result<()> {
-        unreachable!()
-    }
-    fn rewrite_cvo_registry(
-        &self,
-        _: &sprout::api::seed_cluster_info::SeedClusterInfo,
-        _: &sprout::api::seed_reconfig::SeedReconfiguration,
-    ) -> anyhow::Result<()> {
-        unreachable!()
-    }
-    fn set_cluster_id(&self, _: &str) -> anyhow::Result<()> {
-        unreachable!()
-    }
-    fn set_node_labels(
-        &self,
-        _: &std::collections::BTreeMap<String, String>,
-        _: std::time::Duration,
-    ) -> anyhow::Result<()> {
-        unreachable!()
-    }
-}
-
-impl sprout::postpivot::cluster::ManifestApplier for NoApplier {
-    fn apply_dir(&self, _: &std::path::Path) -> anyhow::Result<()> {
-        unreachable!("recert failed before the manifests")
-    }
-}
-
 #[test]
 fn a_failed_recert_stops_etcd_and_is_terminal_without_the_secrets() {
     if !support::have("etcd", "recert failure") || !support::have("etcdctl", "recert failure") {
@@ -91,7 +54,12 @@ fn a_failed_recert_stops_etcd_and_is_terminal_without_the_secrets() {
         extra_args: Vec::new(),
     });
     opts.etcd_ports = ports;
-    let e = flow::run_with(&opts, Box::new(NotReached), Box::new(NoApplier)).unwrap_err();
+    let e = flow::run_with(
+        &opts,
+        Box::new(node::NotReached),
+        Box::new(node::NotReached),
+    )
+    .unwrap_err();
     let text = format!("{e:#}");
     assert!(flow::is_terminal(&e), "{text}");
     assert!(text.contains("etcd key not found"), "{text}");
@@ -112,6 +80,11 @@ fn a_failed_recert_stops_etcd_and_is_terminal_without_the_secrets() {
     assert_eq!(status["state"], "terminal", "{status}");
     assert_eq!(status["current_step"], "recert", "{status}");
     // The next start does not rerun recert by itself.
-    let again = flow::run_with(&opts, Box::new(NotReached), Box::new(NoApplier)).unwrap_err();
+    let again = flow::run_with(
+        &opts,
+        Box::new(node::NotReached),
+        Box::new(node::NotReached),
+    )
+    .unwrap_err();
     assert!(flow::is_terminal(&again), "{again:#}");
 }

@@ -32,42 +32,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct NotReached;
-
-impl sprout::postpivot::cluster::Cluster for NotReached {
-    fn api_answers(&self) -> anyhow::Result<bool> {
-        unreachable!("SIGTERM came during recert")
-    }
-    fn remove_seed_mirrors_and_catalogs(&self) -> anyhow::Result<()> {
-        unreachable!()
-    }
-    fn rewrite_cvo_registry(
-        &self,
-        _: &sprout::api::seed_cluster_info::SeedClusterInfo,
-        _: &sprout::api::seed_reconfig::SeedReconfiguration,
-    ) -> anyhow::Result<()> {
-        unreachable!()
-    }
-    fn set_cluster_id(&self, _: &str) -> anyhow::Result<()> {
-        unreachable!()
-    }
-    fn set_node_labels(
-        &self,
-        _: &std::collections::BTreeMap<String, String>,
-        _: Duration,
-    ) -> anyhow::Result<()> {
-        unreachable!()
-    }
-}
-
-struct NoApplier;
-
-impl sprout::postpivot::cluster::ManifestApplier for NoApplier {
-    fn apply_dir(&self, _: &Path) -> anyhow::Result<()> {
-        unreachable!("SIGTERM came during recert")
-    }
-}
-
 #[test]
 fn sigterm_during_recert_ends_interrupted_with_etcd_stopped_and_secrets_removed() {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
@@ -177,7 +141,11 @@ fn child(dir: &Path) {
         extra_args: Vec::new(),
     });
     opts.etcd_ports = ports;
-    match flow::run_with(&opts, Box::new(NotReached), Box::new(NoApplier)) {
+    match flow::run_with(
+        &opts,
+        Box::new(node::NotReached),
+        Box::new(node::NotReached),
+    ) {
         Ok(_) => println!("child: no SIGTERM came"),
         Err(e) => println!("child: {e:#}"),
     }

@@ -250,3 +250,40 @@ pub fn full(root: &Path) -> (SeedClusterInfo, SeedReconfiguration) {
     );
     (seed, r)
 }
+
+/// The cluster side and the manifests of a run that must stop before the
+/// API wait (a refusal, a recert failure, SIGTERM during recert): any call
+/// is a test failure.
+pub struct NotReached;
+
+impl sprout::postpivot::cluster::Cluster for NotReached {
+    fn api_answers(&self) -> anyhow::Result<bool> {
+        unreachable!("the run went on to the API wait")
+    }
+    fn remove_seed_mirrors_and_catalogs(&self) -> anyhow::Result<()> {
+        unreachable!("the run went on to the seed mirrors")
+    }
+    fn rewrite_cvo_registry(
+        &self,
+        _: &SeedClusterInfo,
+        _: &SeedReconfiguration,
+    ) -> anyhow::Result<()> {
+        unreachable!("the run went on to the CVO registry")
+    }
+    fn set_cluster_id(&self, _: &str) -> anyhow::Result<()> {
+        unreachable!("the run went on to the cluster ID")
+    }
+    fn set_node_labels(
+        &self,
+        _: &BTreeMap<String, String>,
+        _: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        unreachable!("the run went on to the node labels")
+    }
+}
+
+impl sprout::postpivot::cluster::ManifestApplier for NotReached {
+    fn apply_dir(&self, _: &Path) -> anyhow::Result<()> {
+        unreachable!("the run went on to the manifests")
+    }
+}
