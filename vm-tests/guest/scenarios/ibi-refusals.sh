@@ -19,8 +19,14 @@ ends() {
     dd if="$1" bs=1M skip=$((bytes / 1048576 - 1)) count=1 status=none; } | sha256sum
 }
 
-mkfs.ext4 -q -F "$SPROUT_VM_MOUNTED" || fail "mkfs.ext4 $SPROUT_VM_MOUNTED failed"
-mkdir -p /run/in-use && mount "$SPROUT_VM_MOUNTED" /run/in-use || fail "cannot mount $SPROUT_VM_MOUNTED"
+# Read-only, and with the inode tables and journal written by mkfs: a
+# read-write ext4 updates its superblock (write time, kbytes written) and
+# ext4lazyinit zeroes inode tables in the background, which changed the
+# disk's first MiB under the check below in CI. Mounted read-only, it is as
+# mounted for sprout's preflight and nothing writes to it but sprout could.
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$SPROUT_VM_MOUNTED" \
+  || fail "mkfs.ext4 $SPROUT_VM_MOUNTED failed"
+mkdir -p /run/in-use && mount -o ro "$SPROUT_VM_MOUNTED" /run/in-use || fail "cannot mount $SPROUT_VM_MOUNTED"
 
 before_target="$(ends "$target")"
 count=0
