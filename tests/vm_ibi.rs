@@ -288,10 +288,9 @@ fn prepare(dir: &Path) -> BuiltSeed {
             "releaseRegistry": REGISTRY,
             "precacheDisabled": !precache,
             "shutdown": false,
-            // The guest image has no lvm2 or mdadm (adding them to
-            // vm-tests/packages.list rebuilds every helper's guest image),
-            // so the cleanup's tools are not there to run.
-            "skipDiskCleanup": true,
+            // The disk cleanup runs (vgs, pvs, dmsetup, mdadm, wipefs): the
+            // guest has lvm2 and mdadm, as the live ISO does.
+            "skipDiskCleanup": false,
             "coreosInstallerArgs": ["--image-file", "/run/coreos-like/metal.raw", "--insecure"],
         })
     };

@@ -38,6 +38,9 @@
 #[path = "vm_postpivot/guest.rs"]
 mod guest;
 #[allow(dead_code)]
+#[path = "vm/harness.rs"]
+mod harness;
+#[allow(dead_code)]
 #[path = "vm/machine.rs"]
 mod machine;
 #[allow(dead_code)]
@@ -45,12 +48,16 @@ mod machine;
 mod qmp;
 #[path = "vm_postpivot/setup.rs"]
 mod setup;
+#[allow(dead_code)]
+#[path = "vm/site.rs"]
+mod site;
 mod support;
 
 use std::time::Duration;
 
+use harness::{expect_pass, say};
 use machine::{Cdrom, Spec, Verdict};
-use setup::{env, expect_pass, say};
+use setup::env;
 
 /// The helper modes of this executable in the guest (see `guest`): with
 /// `SPROUT_VM_HELPER` unset this does nothing, so `--ignored` on the host

@@ -13,6 +13,7 @@ mod kube_api_store;
 pub mod oci_writer;
 pub mod registry;
 pub mod seed;
+mod seed_members;
 pub mod seed_tarballs;
 pub mod sysroot;
 

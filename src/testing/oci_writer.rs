@@ -58,6 +58,42 @@ pub fn write_layout(
     labels: &BTreeMap<String, String>,
     compression: LayerCompression,
 ) -> Result<String> {
+    let config = ImageConfig {
+        labels: labels.clone(),
+        ..ImageConfig::default()
+    };
+    write_image(root, Layer::Flat, layout, tag, &config, compression)
+}
+
+/// What a layer holds of its root directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The regular files at the top (a seed).
+    Flat,
+    /// The whole tree, as a root file system (an application image).
+    Tree,
+}
+
+/// The runtime part of an image's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ImageConfig {
+    pub labels: BTreeMap<String, String>,
+    /// `KEY=VALUE` each.
+    pub env: Vec<String>,
+    pub entrypoint: Vec<String>,
+}
+
+/// Writes an OCI layout at `layout` holding one image tagged `tag` whose
+/// single layer is `root` (as `layer` says) and whose configuration is
+/// `config`. Returns the layer's digest.
+pub fn write_image(
+    root: &Path,
+    layer: Layer,
+    layout: &Path,
+    tag: &str,
+    image: &ImageConfig,
+    compression: LayerCompression,
+) -> Result<String> {
     fs::create_dir_all(layout.join("blobs/sha256"))
         .with_context(|| format!("creating {}", layout.display()))?;
     let tmp = layout.join("blobs/sha256/.layer.tmp");
@@ -70,12 +106,12 @@ pub fn write_layout(
     };
     let (diff_id, blob) = match compression {
         LayerCompression::None => {
-            let (diff, out) = write_layer_tar(root, out)?;
+            let (diff, out) = write_layer_tar(root, layer, out)?;
             (diff, out)
         }
         LayerCompression::Gzip => {
             let gz = GzEncoder::new(out, flate2::Compression::fast());
-            let (diff, gz) = write_layer_tar(root, gz)?;
+            let (diff, gz) = write_layer_tar(root, layer, gz)?;
             (diff, gz.finish().context("finishing the gzip layer")?)
         }
     };
@@ -92,11 +128,18 @@ pub fn write_layout(
     fs::rename(&tmp, layout.join("blobs/sha256").join(&layer_digest[7..]))
         .context("naming the layer blob")?;
 
+    let mut runtime = json!({ "Labels": image.labels });
+    if !image.env.is_empty() {
+        runtime["Env"] = json!(image.env);
+    }
+    if !image.entrypoint.is_empty() {
+        runtime["Entrypoint"] = json!(image.entrypoint);
+    }
     let config = json!({
         "created": "2024-06-01T00:00:00Z",
         "architecture": go_arch(),
         "os": "linux",
-        "config": { "Labels": labels },
+        "config": runtime,
         "rootfs": { "type": "layers", "diff_ids": [diff_id] },
         "history": [{ "created": "2024-06-01T00:00:00Z", "created_by": "COPY . /" }],
     });
@@ -142,8 +185,8 @@ pub fn write_layout(
     Ok(layer_digest)
 }
 
-/// The layer tar of `root`'s files; returns its diff ID and the writer.
-fn write_layer_tar<W: Write>(root: &Path, out: W) -> Result<(String, W)> {
+/// The layer tar of `root`; returns its diff ID and the writer.
+fn write_layer_tar<W: Write>(root: &Path, layer: Layer, out: W) -> Result<(String, W)> {
     let hashing = HashingWriter {
         inner: out,
         hasher: Sha256::new(),
@@ -151,6 +194,16 @@ fn write_layer_tar<W: Write>(root: &Path, out: W) -> Result<(String, W)> {
     };
     let mut b = tar::Builder::new(hashing);
     b.mode(tar::HeaderMode::Deterministic);
+    if layer == Layer::Tree {
+        b.follow_symlinks(false);
+        b.append_dir_all(".", root)
+            .with_context(|| format!("adding {} to the layer", root.display()))?;
+        let hashing = b.into_inner().context("finishing the layer")?;
+        return Ok((
+            format!("sha256:{}", hex(&hashing.hasher.finish())),
+            hashing.inner,
+        ));
+    }
     let mut names: Vec<PathBuf> = fs::read_dir(root)
         .with_context(|| format!("listing {}", root.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -201,4 +254,21 @@ fn go_arch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
+}
+
+/// The digest of the manifest tagged `tag` in the layout at `layout`, as
+/// a registry names the image after a push that keeps digests.
+pub fn manifest_digest(layout: &Path, tag: &str) -> Result<String> {
+    let index: serde_json::Value = serde_json::from_slice(
+        &fs::read(layout.join("index.json"))
+            .with_context(|| format!("reading {}/index.json", layout.display()))?,
+    )?;
+    index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m.pointer("/annotations/org.opencontainers.image.ref.name") == Some(&json!(tag)))
+        .and_then(|m| m["digest"].as_str())
+        .map(str::to_string)
+        .with_context(|| format!("{} has no image tagged {tag}", layout.display()))
 }

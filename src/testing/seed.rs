@@ -6,7 +6,9 @@
 //!
 //! `var_payload` is the size knob: a few MiB for tests, GiBs for
 //! benchmarks. Fields prefixed `break_` / `omit` / `replace` / `var_extra`
-//! make the broken seeds the tests feed to sprout.
+//! make the broken seeds the tests feed to sprout; `ostree_repo`,
+//! `etc_members`, `var_members` and `etc_deletions` make a seed of a real
+//! OS tree that boots (the VM journey's, from the CoreOS-like test OS).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,7 +19,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use super::oci_writer::{self, LayerCompression};
-use super::seed_tarballs::{ETC_LABEL, Payload, RawMember, TgzWriter, VAR_LABEL};
+use super::seed_members::Filtered;
+pub use super::seed_members::Member;
+use super::seed_tarballs::RawMember;
+use super::seed_tarballs::{ETC_LABEL, Payload, TgzWriter, VAR_LABEL};
 use crate::api::seed_cluster_info::SeedClusterInfo;
 use crate::host::command::Cmd;
 use crate::seed::{CLUSTER_INFO_LABEL, FORMAT_LABEL};
@@ -55,7 +60,33 @@ pub struct SeedSpec {
     pub replace: BTreeMap<String, Vec<u8>>,
     /// Members appended to var.tgz as they are.
     pub var_extra: Vec<RawMember>,
+    /// An archive-mode ostree repository holding [`OSTREE_REF`]: its commit
+    /// is the seed's (`ostree.tgz` is this repository) instead of the
+    /// synthetic tree's.
+    pub ostree_repo: Option<PathBuf>,
+    /// Members of etc.tgz (names like `etc/…`), replacing a default member
+    /// of the same name or added after them.
+    pub etc_members: BTreeMap<String, Member>,
+    /// Members of var.tgz (`var/…`), the same way.
+    pub var_members: BTreeMap<String, Member>,
+    /// The lines of `etc.deletions`.
+    pub etc_deletions: Vec<String>,
 }
+
+/// The seed's unit as upstream ships it (lifecycle-agent.md §3.1).
+pub const UPSTREAM_INSTALLATION_UNIT: &str = "[Unit]\n\
+    Description=Image base SNO configuration script\n\
+    After=coreos-update-ca-trust.service\n\
+    \n\
+    [Service]\n\
+    Type=oneshot\n\
+    RemainAfterExit=no\n\
+    ExecStart=/usr/local/bin/lca-cli post-pivot\n\
+    Restart=on-failure\n\
+    RestartSec=5s\n\
+    \n\
+    [Install]\n\
+    WantedBy=multi-user.target\n";
 
 impl Default for SeedSpec {
     fn default() -> Self {
@@ -100,6 +131,10 @@ impl Default for SeedSpec {
             omit: Vec::new(),
             replace: BTreeMap::new(),
             var_extra: Vec::new(),
+            ostree_repo: None,
+            etc_members: BTreeMap::new(),
+            var_members: BTreeMap::new(),
+            etc_deletions: vec![format!("/{DELETED_ETC_FILE}")],
         }
     }
 }
@@ -131,13 +166,19 @@ impl SeedSpec {
     pub fn build(&self, work: &Path) -> Result<BuiltSeed> {
         let root = work.join("root");
         fs::create_dir_all(&root).context("creating the seed root")?;
-        let commit = ostree_commit(work, self.ostree_payload, self.ostree_small_files)?;
+        let (repo, commit) = match &self.ostree_repo {
+            Some(repo) => (repo.clone(), rev_parse(repo)?),
+            None => (
+                work.join("repo"),
+                ostree_commit(work, self.ostree_payload, self.ostree_small_files)?,
+            ),
+        };
         let manifest_json = serde_json::to_vec(&self.info)?;
         let lca_cli = b"#!/bin/sh\necho 'synthetic lca-cli for sprout tests'\n".to_vec();
         let deployment = format!("{commit}.0");
 
         let mut t = TgzWriter::create(&root.join("ostree.tgz"))?;
-        t.tree(&work.join("repo"))?;
+        t.tree(&repo)?;
         t.finish()?;
         self.write_var(&root.join("var.tgz"), &manifest_json, &lca_cli)?;
         self.write_etc(&root.join("etc.tgz"))?;
@@ -155,7 +196,11 @@ impl SeedSpec {
             ("mco-currentconfig.json".into(), self.mco_json(), 0o644),
             (
                 "etc.deletions".into(),
-                format!("/{DELETED_ETC_FILE}\n").into_bytes(),
+                self.etc_deletions
+                    .iter()
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>()
+                    .into_bytes(),
                 0o644,
             ),
             (
@@ -204,7 +249,9 @@ impl SeedSpec {
     }
 
     fn write_var(&self, path: &Path, manifest: &[u8], lca_cli: &[u8]) -> Result<()> {
-        let mut t = TgzWriter::create(path)?;
+        let mut t = Filtered::new(path, &self.var_members, VAR_LABEL)?;
+        // 0: no etcd member at all, as a fresh etcd wants its data directory.
+        let etcd_member = self.var_payload > 0;
         for (d, mode, uid) in [
             ("var/", 0o755, 0),
             ("var/lib/", 0o755, 0),
@@ -226,7 +273,9 @@ impl SeedSpec {
             ("var/log/", 0o755, 0),
             ("var/tmp/", 0o1777, 0),
         ] {
-            t.dir(d, mode, uid, VAR_LABEL)?;
+            if etcd_member || !d.starts_with("var/lib/etcd/member") {
+                t.dir(d, mode, uid, VAR_LABEL)?;
+            }
         }
         t.file("var/seed_data/manifest.json", 0o600, 0, VAR_LABEL, manifest)?;
         t.file("var/usrlocal/bin/lca-cli", 0o777, 0, VAR_LABEL, lca_cli)?;
@@ -253,26 +302,28 @@ impl SeedSpec {
         )?;
         t.symlink("var/run", "../run", VAR_LABEL)?;
         t.symlink("var/lock", "../run/lock", VAR_LABEL)?;
-        let wal = self.var_payload / 8;
-        let db = self.var_payload - wal;
-        t.file_from(
-            "var/lib/etcd/member/snap/db",
-            0o600,
-            0,
-            VAR_LABEL,
-            &[],
-            db,
-            Payload::new(db, 0x5eed),
-        )?;
-        t.file_from(
-            "var/lib/etcd/member/wal/0000000000000000-0000000000000000.wal",
-            0o600,
-            0,
-            VAR_LABEL,
-            &[],
-            wal,
-            Payload::new(wal, 0x3a1),
-        )?;
+        if etcd_member {
+            let wal = self.var_payload / 8;
+            let db = self.var_payload - wal;
+            t.file_from(
+                "var/lib/etcd/member/snap/db",
+                0o600,
+                0,
+                VAR_LABEL,
+                &[],
+                db,
+                Payload::new(db, 0x5eed),
+            )?;
+            t.file_from(
+                "var/lib/etcd/member/wal/0000000000000000-0000000000000000.wal",
+                0o600,
+                0,
+                VAR_LABEL,
+                &[],
+                wal,
+                Payload::new(wal, 0x3a1),
+            )?;
+        }
         for i in 0..self.var_small_files {
             let size = 64 + (i * 997) % 8192;
             let name = format!("var/lib/misc/file-{i:05}");
@@ -302,27 +353,25 @@ impl SeedSpec {
     }
 
     fn write_etc(&self, path: &Path) -> Result<()> {
-        let mut t = TgzWriter::create(path)?;
+        let mut t = Filtered::new(path, &self.etc_members, ETC_LABEL)?;
         for d in [
             "etc/",
             "etc/systemd/",
             "etc/systemd/system/",
             "etc/systemd/system/multi-user.target.wants/",
+            "etc/systemd/system/local-fs.target.requires/",
             "etc/kubernetes/",
             "etc/kubernetes/manifests/",
             "etc/machine-config-daemon/",
         ] {
             t.dir(d, 0o755, 0, ETC_LABEL)?;
         }
-        let unit = "[Unit]\nDescription=SNO Image-based Installation configuration\n\
-                    [Service]\nType=oneshot\nExecStart=/usr/local/bin/lca-cli post-pivot\n\
-                    [Install]\nWantedBy=multi-user.target\n";
         t.file(
             "etc/systemd/system/installation-configuration.service",
             0o644,
             0,
             ETC_LABEL,
-            unit.as_bytes(),
+            UPSTREAM_INSTALLATION_UNIT.as_bytes(),
         )?;
         t.symlink(
             "etc/systemd/system/multi-user.target.wants/installation-configuration.service",
@@ -341,6 +390,12 @@ impl SeedSpec {
                 0,
                 ETC_LABEL,
                 mount.as_bytes(),
+            )?;
+            // Enabled, as the seed cluster's MachineConfig leaves it.
+            t.symlink(
+                "etc/systemd/system/local-fs.target.requires/var-lib-containers.mount",
+                "/etc/systemd/system/var-lib-containers.mount",
+                ETC_LABEL,
             )?;
         }
         t.file(
@@ -468,4 +523,18 @@ fn rpm_ostree_json(commit: &str) -> Vec<u8> {
 
 fn origin() -> Vec<u8> {
     b"[origin]\ncontainer-image-reference=ostree-unverified-registry:quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:00\n".to_vec()
+}
+
+/// The commit [`OSTREE_REF`] names in `repo`.
+fn rev_parse(repo: &Path) -> Result<String> {
+    let out = Cmd::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(["rev-parse", OSTREE_REF])
+        .run()
+        .with_context(|| format!("reading {OSTREE_REF} in {}", repo.display()))?;
+    let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if commit.len() != 64 {
+        bail!("ostree rev-parse printed {commit:?}, not a checksum");
+    }
+    Ok(commit)
 }

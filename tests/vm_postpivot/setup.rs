@@ -3,7 +3,6 @@
 //! scripts, systemd/, the seed's facts) and the config ISOs.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -11,7 +10,9 @@ use std::time::Instant;
 
 use sprout::api::seed_cluster_info::SeedClusterInfo;
 
-use super::machine::{self, Accel, Run, Verdict};
+use super::harness::*;
+use super::machine::{self, Accel, Run};
+use super::site::*;
 use super::support::*;
 
 pub struct Env {
@@ -32,10 +33,6 @@ static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
 pub const SEED_IP: &str = "192.168.122.20";
 pub const MACHINE_NETWORK: &str = "192.168.122.0/24";
 
-pub fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "vm-tests: {msg}");
-}
-
 pub fn env(test: &str) -> Option<(MutexGuard<'static, ()>, &'static Env)> {
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     match ENV.get_or_init(setup) {
@@ -46,14 +43,6 @@ pub fn env(test: &str) -> Option<(MutexGuard<'static, ()>, &'static Env)> {
             None
         }
     }
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
 }
 
 fn setup() -> Result<Env, String> {
@@ -145,75 +134,6 @@ fn seed() -> SeedClusterInfo {
     }
 }
 
-/// examples/config-image for this guest: no nmstate (see the crate doc),
-/// an NTP server (chrony), a node label and extra manifests.
-fn site_config() -> tempfile::TempDir {
-    let cfg = copy_example("config-image");
-    edit_yaml(&cfg.path().join("image-based-config.yaml"), |v| {
-        let m = v.as_object_mut().unwrap();
-        m.remove("networkConfig");
-        m.insert(
-            "additionalNTPSources".into(),
-            serde_json::json!(["192.168.122.1"]),
-        );
-        m.insert("nodeLabels".into(), serde_json::json!({"site": "vm-tests"}));
-    });
-    let extra = cfg.path().join("extra-manifests");
-    fs::create_dir_all(&extra).unwrap();
-    fs::write(
-        extra.join("10-site.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\n  namespace: sprout-vm\n\
-         data:\n  hello: world\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: sprout-vm\n",
-    )
-    .unwrap();
-    cfg
-}
-
-fn create_config_image(cfg: &Path, to: &Path) {
-    let o = sprout(&["create", "config-image", "--dir", cfg.to_str().unwrap()]);
-    assert!(o.status.success(), "config-image failed: {}", stderr(&o));
-    fs::copy(cfg.join("imagebasedconfig.iso"), to).unwrap();
-}
-
-/// The site ISO: `create config-image`, plus the node's keyfile.
-fn site_iso(work: &Path) -> PathBuf {
-    let cfg = site_config();
-    let made = work.join("made.iso");
-    create_config_image(cfg.path(), &made);
-    let tree = extract_iso(&made);
-    let root = tree.path().join("root");
-    let conns = root.join("network-configuration/system-connections");
-    fs::create_dir_all(&conns).unwrap();
-    fs::write(
-        conns.join("sno-node.nmconnection"),
-        "[connection]\nid=sno-node\ntype=dummy\ninterface-name=dummy0\n\n\
-         [ipv4]\nmethod=manual\naddress1=192.168.122.10/24\n\n[ipv6]\nmethod=disabled\n",
-    )
-    .unwrap();
-    let iso = work.join("site.iso");
-    let o = Command::new("xorriso")
-        .args([
-            "-as",
-            "mkisofs",
-            "-quiet",
-            "-V",
-            "cluster-config",
-            "-J",
-            "-R",
-            "-o",
-        ])
-        .arg(&iso)
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "xorriso: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    iso
-}
-
 /// Valid on its own (`create` accepts it), invalid for this seed.
 fn invalid_iso(work: &Path) -> PathBuf {
     let cfg = site_config();
@@ -227,18 +147,6 @@ fn invalid_iso(work: &Path) -> PathBuf {
     let iso = work.join("invalid.iso");
     create_config_image(cfg.path(), &iso);
     iso
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 impl Env {
@@ -264,28 +172,4 @@ impl Env {
         assert!(st.success(), "copying the root disk failed");
         disk
     }
-}
-
-pub fn expect_pass(name: &str, run: &Run) {
-    if run.verdict == Verdict::Pass {
-        say(&format!(
-            "{name}: pass in {:.1} s",
-            run.elapsed.as_secs_f64()
-        ));
-        for l in run
-            .lines
-            .iter()
-            .filter(|l| l.text.starts_with("SPROUT-VM note "))
-        {
-            say(&format!("{name}:   {}", &l.text["SPROUT-VM note ".len()..]));
-        }
-        return;
-    }
-    eprintln!("{}", run.report());
-    say(&format!(
-        "{name}: FAILED in {:.1} s: {}",
-        run.elapsed.as_secs_f64(),
-        run.reason()
-    ));
-    panic!("{name}: {}", run.reason());
 }

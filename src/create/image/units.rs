@@ -71,6 +71,10 @@ fn env_line(key: &str, value: &str) -> String {
     format!("Environment=\"{key}={v}\"\n")
 }
 
+/// The install unit. Its `chcon` is allowed to fail (`-`), unlike
+/// upstream's: without SELinux (a live system booted with it disabled)
+/// there is no label to set and the script runs anyway; with SELinux on, a
+/// label that could not be set fails the script's own start readably.
 pub fn install_unit(seed_image: &str, agent: &Agent, proxy: Option<&Proxy>) -> String {
     let mut env = String::new();
     env.push_str(&env_line("SEED_IMAGE", seed_image));
@@ -105,7 +109,7 @@ pub fn install_unit(seed_image: &str, agent: &Agent, proxy: Option<&Proxy>) -> S
          Type=oneshot\n\
          RemainAfterExit=yes\n\
          {env}\
-         ExecStartPre=/usr/bin/chcon -t install_exec_t {INSTALL_SCRIPT_PATH}\n\
+         ExecStartPre=-/usr/bin/chcon -t install_exec_t {INSTALL_SCRIPT_PATH}\n\
          ExecStart={INSTALL_SCRIPT_PATH}\n\
          StandardOutput=journal+console\n\
          StandardError=journal+console\n\
