@@ -17,6 +17,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test crate
 
 #[allow(dead_code)]
+#[path = "vm/harness.rs"]
+mod harness;
+#[allow(dead_code)]
 #[path = "vm/machine.rs"]
 mod machine;
 #[allow(dead_code)]
@@ -26,14 +29,14 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use machine::{Accel, Run, Spec, Verdict};
+use harness::*;
+use machine::{Accel, Run, Spec};
 use sprout::testing::oci_writer::{self, LayerCompression};
 use sprout::testing::registry;
 use sprout::testing::seed::{BuiltSeed, SeedSpec, TAG};
@@ -66,10 +69,6 @@ struct Env {
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 static ENV: OnceLock<Result<Env, String>> = OnceLock::new();
 
-fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "vm-tests: {msg}");
-}
-
 fn env(test: &str) -> Option<(MutexGuard<'static, ()>, &'static Env)> {
     let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     match ENV.get_or_init(setup) {
@@ -84,39 +83,6 @@ fn env(test: &str) -> Option<(MutexGuard<'static, ()>, &'static Env)> {
             None
         }
     }
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    let home_cargo = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
-        .chain(home_cargo)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-}
-
-/// Runs a build script of vm-tests/ and returns the directory it printed.
-fn build(script: &str) -> PathBuf {
-    let started = Instant::now();
-    let out = Command::new(repo().join("vm-tests").join(script))
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "vm-tests/{script} failed");
-    let dir = PathBuf::from(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .expect("the build script printed its directory")
-            .trim(),
-    );
-    say(&format!(
-        "{script}: {} ready in {:.1} s",
-        dir.display(),
-        started.elapsed().as_secs_f64()
-    ));
-    dir
 }
 
 fn setup() -> Result<Env, String> {
@@ -164,18 +130,6 @@ fn setup() -> Result<Env, String> {
         work: tempfile::tempdir().unwrap(),
         seed,
     })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// The precache images: one OCI layout, each image a tag holding one small
@@ -407,30 +361,6 @@ impl Env {
         spec.shares.push(("coreos-like".into(), self.os.clone()));
         spec
     }
-}
-
-fn expect_pass(name: &str, run: &Run) {
-    if run.verdict == Verdict::Pass {
-        say(&format!(
-            "{name}: pass in {:.1} s",
-            run.elapsed.as_secs_f64()
-        ));
-        for l in run
-            .lines
-            .iter()
-            .filter(|l| l.text.starts_with("SPROUT-VM note "))
-        {
-            say(&format!("{name}:   {}", &l.text["SPROUT-VM note ".len()..]));
-        }
-        return;
-    }
-    eprintln!("{}", run.report());
-    say(&format!(
-        "{name}: FAILED in {:.1} s: {}",
-        run.elapsed.as_secs_f64(),
-        run.reason()
-    ));
-    panic!("{name}: {}", run.reason());
 }
 
 /// Acceptance 1: the seed and three precache images in a registry in the
