@@ -8,9 +8,11 @@ mod engine_steps;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use engine_steps::*;
 use sprout::engine::journal::StepState;
+use sprout::engine::progress::{Sink, Stamped};
 use sprout::engine::*;
 use sprout::host::root::Root;
 
@@ -219,4 +221,79 @@ fn the_journal_moves_and_is_found_where_it_went() {
         msg.contains(&format!("the journal {}", d.path().join(target).display())),
         "{msg}"
     );
+}
+
+/// Records, at each step-end event, whether the journal is at `at` then:
+/// what a watcher that kills the run on that event leaves behind.
+struct JournalAtStepEnd {
+    at: PathBuf,
+    seen: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+impl Sink for JournalAtStepEnd {
+    fn name(&self) -> String {
+        "journal-at-step-end".into()
+    }
+    fn emit(&mut self, e: &Stamped<'_>) -> std::io::Result<()> {
+        if let Event::StepEnd { step, .. } = e.event {
+            self.seen
+                .lock()
+                .unwrap()
+                .push((step.clone(), self.at.exists()));
+        }
+        Ok(())
+    }
+}
+
+/// A run killed right after a step-end event (the vm-tests kill at every
+/// boundary) must find the journal where that step moved it; and a step
+/// found done (its mount left by a killed run) still moves the journal,
+/// or it would stay in /run for good and be lost at the next reboot.
+#[test]
+fn the_journal_has_moved_before_the_step_end_event_also_when_found_done() {
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::open(d.path()).unwrap();
+    let target = "mnt/var/lib/sprout/journal.json";
+    let p = || {
+        plan_of(vec![
+            step("one"),
+            FileStep {
+                relocate_to: Some(target.into()),
+                ..step("two")
+            },
+            step("three"),
+        ])
+    };
+    let watch = |r: &Root, fp_: Fingerprint| {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let progress = Progress::new().with_sink(JournalAtStepEnd {
+            at: d.path().join(target),
+            seen: seen.clone(),
+        });
+        let s = Runner::new(&p(), r.clone(), Location::new(r.clone(), JOURNAL), fp_)
+            .also_look_in(Location::new(r.clone(), target))
+            .progress(progress)
+            .run(&mut State::default());
+        assert_ok(&s);
+        let seen = seen.lock().unwrap().clone();
+        seen
+    };
+    let seen = watch(&root, fp("a"));
+    assert!(
+        seen.contains(&("two".to_string(), true)),
+        "the journal was not on the target at two's step-end: {seen:?}"
+    );
+    // A killed run's leftovers: two's effect is there (found done), the
+    // journal back in /run, none on the target.
+    let moved = fs::read(d.path().join(target)).unwrap();
+    fs::remove_file(d.path().join(target)).unwrap();
+    fs::create_dir_all(d.path().join(JOURNAL).parent().unwrap()).unwrap();
+    fs::write(d.path().join(JOURNAL), &moved).unwrap();
+    fs::remove_file(d.path().join("effects/three")).unwrap();
+    let seen = watch(&root, fp("a"));
+    assert!(
+        seen.contains(&("two".to_string(), true)),
+        "a step found done did not move the journal: {seen:?}"
+    );
+    assert!(!root.exists(JOURNAL).unwrap(), "the /run copy stayed");
 }

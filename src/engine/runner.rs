@@ -220,11 +220,21 @@ impl<'p, S> Runner<'p, S> {
             });
             let started_ms = clock::now_ms();
             let t0 = Instant::now();
-            let result = if self.options.dry_run {
+            let mut result = if self.options.dry_run {
                 self.dry_run_one(step.as_ref(), &ctx, state, &journal)
             } else {
                 self.run_one(step.as_ref(), &ctx, state, &mut journal, started_ms)
             };
+            // The journal moves (when the step asked, ran or found done)
+            // before the step-end event: whoever sees that event may kill
+            // the run and must find the journal where the next run looks.
+            if result.is_ok()
+                && !self.options.dry_run
+                && let Some(to) = ctx.relocate.take()
+                && let Err(e) = journal.relocate(to)
+            {
+                result = Err(e.context(format!("moving the journal after step {id}")));
+            }
             let duration_ms = elapsed_ms(t0);
             let (outcome, reason, error) = match &result {
                 Ok((o, r)) => (*o, r.clone(), Vec::new()),
@@ -270,13 +280,6 @@ impl<'p, S> Runner<'p, S> {
             if let Err(e) = result {
                 summary.failed_step = Some(id.to_string());
                 return Err(e.context(format!("step {id} ({}) failed", step.description())));
-            }
-            if let Some(to) = ctx.relocate.into_inner()
-                && !self.options.dry_run
-            {
-                journal
-                    .relocate(to)
-                    .with_context(|| format!("moving the journal after step {id}"))?;
             }
             if until == Some(id) && i + 1 < total {
                 summary.outcome = "stopped";

@@ -97,7 +97,9 @@ pub trait Step<S> {
     }
 
     /// Decides from the machine (never from the journal) whether the
-    /// effect is already there. Must not change anything.
+    /// effect is already there. Must not change anything; it may ask for
+    /// the journal to move (`Ctx::relocate_journal`), which the runner
+    /// does once the step is found done, as after a run.
     fn check(&self, ctx: &Ctx<'_>, state: &S) -> Result<Check>;
 
     /// Undoes a half-done run (`Kind::RedoFromClean` only).
@@ -229,8 +231,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// Moves the journal to `to` once this step has succeeded (e.g. from
-    /// /run to the target disk after the step that mounted it).
+    /// Moves the journal to `to` once this step has succeeded or was found
+    /// done (e.g. from /run to the target disk after the step that mounted
+    /// it), before its step-end event.
     pub fn relocate_journal(&self, to: Location) {
         *self.relocate.borrow_mut() = Some(to);
     }

@@ -100,6 +100,10 @@ impl Step<State> for FileStep {
     fn check(&self, ctx: &Ctx<'_>, _: &State) -> Result<Check> {
         let p = format!("effects/{}", self.id);
         Ok(if ctx.root().exists(&p)? {
+            // As ibi's mount step: found done, the journal still moves.
+            if let Some(to) = &self.relocate_to {
+                ctx.relocate_journal(Location::new(ctx.root().clone(), to));
+            }
             Check::Done(format!("{p} exists"))
         } else {
             Check::NotDone

@@ -226,7 +226,7 @@ pub fn steps() -> Vec<IbiStep> {
                         s.target().join(TARGET_JOURNAL).display()
                     )
             },
-            check: |_, s| {
+            check: |ctx, s| {
                 let mounted = mounted_targets(s);
                 let want = [s.target(), s.target().join("boot"), s.storage()];
                 Ok(
@@ -234,6 +234,13 @@ pub fn steps() -> Vec<IbiStep> {
                         .iter()
                         .all(|w| mounted.iter().any(|m| m == &w.display().to_string()))
                     {
+                        // Mounted by a run killed before its journal moved:
+                        // the journal still belongs on the disk, or a power
+                        // loss later would lose it with /run.
+                        ctx.relocate_journal(Location::new(
+                            Root::open(s.target())?,
+                            TARGET_JOURNAL,
+                        ));
                         Check::Done(format!("{} is mounted", s.target().display()))
                     } else {
                         Check::NotDone
