@@ -404,22 +404,25 @@ fn state_lines(run: &Run) -> Vec<String> {
         .collect()
 }
 
-/// Acceptance 4, VM side: killed with SIGKILL in the middle of extracting
+/// Acceptance 4, VM side: killed with SIGKILL right after every step
+/// (each kill followed by a run that resumes), in the middle of extracting
 /// `var.tgz` and in the middle of the precache (one puller, after its
-/// first image), run again: the disk passes every check of the
+/// first image), then run to the end: the disk passes every check of the
 /// uninterrupted run, no precache image was fetched twice (the registry's
 /// access log), and the end state — partition table, `ostree admin
 /// status`, a hash manifest of the deployment and of the stateroot's
 /// `var`, the image list — equals the uninterrupted run's.
 #[test]
-fn ibi_killed_mid_var_and_mid_precache_resumes_to_the_same_disk() {
-    let name = "ibi_killed_mid_var_and_mid_precache_resumes_to_the_same_disk";
+fn ibi_killed_at_every_step_and_mid_var_and_mid_precache_resumes_to_the_same_disk() {
+    let name = "ibi_killed_at_every_step_and_mid_var_and_mid_precache_resumes_to_the_same_disk";
     let Some((_g, env)) = env(name) else {
         return;
     };
     let target = env.target(name);
     let mut spec = env.spec("registry", &target);
     spec.scenario = "ibi-resume".into();
+    // About one install plus a preflight and a resume per kill (two dozen).
+    spec.timeout = Duration::from_secs(2400);
     let run = env.boot(name, &spec);
     expect_pass(name, &run);
     let _ = fs::remove_file(&target);

@@ -185,10 +185,17 @@ impl Drop for Qemu {
 pub fn boot(image: &Path, share: &Path, accel: Accel, dir: &Path, spec: &Spec) -> Run {
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(dir).unwrap();
+    // The QMP socket lives in a short directory of its own: a Unix socket
+    // path has at most 107 bytes, which a clone's path plus a long test
+    // name can pass.
+    let qmp_dir = tempfile::Builder::new()
+        .prefix("sprout-qmp")
+        .tempdir_in("/tmp")
+        .unwrap();
     let (console, result, qmp_sock) = (
         dir.join("console.log"),
         dir.join("result.log"),
-        dir.join("qmp.sock"),
+        qmp_dir.path().join("qmp.sock"),
     );
     let mut cmdline = spec
         .root_args
