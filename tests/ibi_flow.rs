@@ -110,6 +110,16 @@ fn a_full_run_emits_every_step_and_restores_the_seed() {
     // The precache pulled each image once; items events counted them.
     let pulls = std::fs::read_to_string(m.state.join("pulls.log")).unwrap();
     assert_eq!(pulls.lines().count(), 3, "{pulls}");
+    // podman staged them on the container storage, not the live /var/tmp
+    // (RAM on the live ISO), and the staging directory is gone after.
+    let staging = m.root.join("var/lib/containers/sprout-pull-tmp");
+    let tmpdirs = std::fs::read_to_string(m.state.join("pull-tmpdirs.log")).unwrap_or_default();
+    assert_eq!(
+        tmpdirs.lines().collect::<Vec<_>>(),
+        vec![staging.to_str().unwrap(); 3],
+        "TMPDIR of each precache pull"
+    );
+    assert!(!staging.exists(), "{} was left behind", staging.display());
     assert!(
         ev.iter()
             .any(|e| e["type"] == "items" && e["step"] == "precache" && e["done"] == 3)

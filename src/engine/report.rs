@@ -166,10 +166,21 @@ pub fn version_of_program_run(program: &str) -> String {
     tool_version(program).unwrap_or_else(|| "unknown".to_string())
 }
 
-/// The first line `program --version` prints, if it runs (10 s at most).
+/// How `program` is asked for its version: `--version`, except for the
+/// tools that print their usage for it (into the journal, as noise).
+fn version_args(program: &str) -> &'static [&'static str] {
+    match program {
+        "mkfs.xfs" | "xfs_growfs" | "xfs_admin" => &["-V"],
+        "dmsetup" => &["version"],
+        _ => &["--version"],
+    }
+}
+
+/// The first line the program prints when asked for its version
+/// ([`version_args`]), if it runs (10 s at most).
 pub fn tool_version(program: &str) -> Option<String> {
     let out = Cmd::new(program)
-        .arg("--version")
+        .args(version_args(program))
         .describe(format!("asking {program} for its version"))
         .timeout(Duration::from_secs(10))
         .run_capture(64 << 10)
@@ -184,6 +195,14 @@ pub fn tool_version(program: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xfs_tools_and_dmsetup_are_asked_their_own_way() {
+        assert_eq!(version_args("mkfs.xfs"), ["-V"]);
+        assert_eq!(version_args("xfs_growfs"), ["-V"]);
+        assert_eq!(version_args("dmsetup"), ["version"]);
+        assert_eq!(version_args("podman"), ["--version"]);
+    }
 
     #[test]
     fn secrets_are_redacted_wherever_they_are() {

@@ -19,6 +19,9 @@ pub const RUN_JOURNAL: &str = "run/sprout/ibi-journal.json";
 /// The journal and the report on the target's root partition (visible as
 /// `/sysroot/var/lib/sprout/` on the installed node).
 pub const TARGET_JOURNAL: &str = "var/lib/sprout/ibi-journal.json";
+/// Below the container storage: podman's `TMPDIR` while ibi pulls
+/// (`IbiState::pull_staging`), removed when empty.
+pub const PULL_STAGING: &str = "sprout-pull-tmp";
 pub const TARGET_REPORT: &str = "var/lib/sprout/ibi-report.json";
 /// Upstream's precache progress file (below the live root).
 pub const PRECACHE_STATUS: &str = "var/lib/lca/workspace/precache_status.json";

@@ -17,14 +17,18 @@ use crate::engine::{Cancel, Ctx, StepProgress};
 use crate::host::command::Cmd;
 
 /// What the pulling threads share (a `Ctx` stays on its thread).
-struct Shared {
+struct Shared<'a> {
     cancel: Cancel,
     progress: StepProgress,
+    /// podman's TMPDIR (see `IbiState::pull_staging`).
+    staging: &'a Path,
 }
 
-impl Shared {
+impl Shared<'_> {
     fn command(&self) -> Cmd {
-        Cmd::new("podman").stop_when(self.cancel.flag())
+        Cmd::new("podman")
+            .env("TMPDIR", self.staging)
+            .stop_when(self.cancel.flag())
     }
     fn cancelled(&self) -> bool {
         self.cancel.is_cancelled()
@@ -129,16 +133,27 @@ pub fn threads() -> usize {
 
 /// Pulls `images`; writes the status after each. `Err` when some failed
 /// and `best_effort` is not set.
+/// Where [`pull_all`] reads and writes.
+pub struct Paths<'a> {
+    /// The pull secret.
+    pub authfile: &'a Path,
+    /// Upstream's `precache_status.json`.
+    pub status_file: &'a Path,
+    /// podman's TMPDIR while pulling.
+    pub staging: &'a Path,
+}
+
 pub fn pull_all(
     ctx: &Ctx<'_>,
     images: &[String],
-    authfile: &Path,
-    status_file: &Path,
+    paths: &Paths<'_>,
     best_effort: bool,
 ) -> Result<Status> {
+    let (authfile, status_file) = (paths.authfile, paths.status_file);
     let sh = Shared {
         cancel: ctx.cancel().clone(),
         progress: ctx.progress().clone(),
+        staging: paths.staging,
     };
     let sh = &sh;
     let status = Mutex::new(Status {

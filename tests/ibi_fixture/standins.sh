@@ -87,7 +87,8 @@ podman)
         # the registry's own CA is not given to this stand-in.
         rm -rf "$STANDIN_STATE/seed-image"
         skopeo copy --quiet --src-authfile "$3" --src-tls-verify=false "docker://$4" "dir:$STANDIN_STATE/seed-image" >&2
-        echo "$4" >> "$STANDIN_STATE/seed-pulls.log"; echo "$4" >> "$STANDIN_STATE/images" ;;
+        echo "$4" >> "$STANDIN_STATE/seed-pulls.log"; echo "$4" >> "$STANDIN_STATE/images"
+        [ -d "${TMPDIR:-}" ] && echo "$TMPDIR" >> "$STANDIN_STATE/pull-tmpdirs.log" ;;
     "image mount")
         # What podman's overlay mount of the seed shows: its files.
         grep -qxF "$3" "$STANDIN_STATE/images" || { echo "Error: $3: image not known" >&2; exit 125; }
@@ -101,7 +102,9 @@ podman)
         esac
         # A slow registry, so a test can stop a run in the middle.
         [ -n "${STANDIN_PULL_SECONDS:-}" ] && sleep "$STANDIN_PULL_SECONDS"
-        echo "$2" >> "$STANDIN_STATE/pulls.log"; echo "$2" >> "$STANDIN_STATE/images" ;;
+        echo "$2" >> "$STANDIN_STATE/pulls.log"; echo "$2" >> "$STANDIN_STATE/images"
+        # Where podman would stage the blobs (an existing directory).
+        [ -d "${TMPDIR:-}" ] && echo "$TMPDIR" >> "$STANDIN_STATE/pull-tmpdirs.log" ;;
     *) echo "podman stand-in: $*" >&2; exit 2 ;;
     esac
     ;;

@@ -1,7 +1,7 @@
 //! §2.4 D–G: precache, the post-install script, the original stateroot
 //! removed, power-off.
 
-use super::{IbiStep, shown};
+use super::{IbiStep, PullStaging, shown};
 use crate::engine::{Check, Kind};
 use crate::host::ostree::Stateroot;
 use crate::ibi::options::{POST_SCRIPT, PRECACHE_STATUS, PULL_SECRET};
@@ -61,11 +61,15 @@ pub fn steps() -> Vec<IbiStep> {
                     crate::ibi::space::precache_bytes(images.len()),
                     &s.storage(),
                 ));
+                let staging = PullStaging::enter(s)?;
                 let st = precache::pull_all(
                     ctx,
                     &images,
-                    &s.live().join(PULL_SECRET),
-                    &s.live().join(PRECACHE_STATUS),
+                    &precache::Paths {
+                        authfile: &s.live().join(PULL_SECRET),
+                        status_file: &s.live().join(PRECACHE_STATUS),
+                        staging: staging.path(),
+                    },
                     c.precache_best_effort,
                 )?;
                 tracing::info!(

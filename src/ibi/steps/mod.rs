@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::options::{CONTAINER_STORAGE, Options, TARGET_MOUNT};
+use super::options::{CONTAINER_STORAGE, Options, PULL_STAGING, TARGET_MOUNT};
 use super::preflight::Checked;
 use crate::engine::{Check, Ctx, Kind, Plan, Step, StepId};
 use crate::host::disk::Sfdisk;
@@ -36,6 +36,13 @@ impl IbiState {
     /// The live system's container storage (the extra partition).
     pub fn storage(&self) -> PathBuf {
         self.opts.root.join(CONTAINER_STORAGE)
+    }
+    /// Where podman stages what it pulls (its `TMPDIR`): on the container
+    /// storage's own file system. Its default, /var/tmp, is RAM on the
+    /// live ISO, and a multi-GiB seed staged there fills a small
+    /// machine's memory (the journey's 1 GiB guest ran out of room).
+    pub fn pull_staging(&self) -> PathBuf {
+        self.storage().join(PULL_STAGING)
     }
     pub fn disk(&self) -> &str {
         &self.checked.disk.dev_path
@@ -89,6 +96,33 @@ impl IbiState {
 
 type CheckFn = fn(&Ctx<'_>, &IbiState) -> Result<Check>;
 type RunFn = fn(&Ctx<'_>, &mut IbiState) -> Result<()>;
+
+/// The pull staging directory ([`IbiState::pull_staging`]) for one step:
+/// made (0700) when the step starts pulling, removed when it ends if
+/// podman left it empty (a killed pull's leftovers are podman's to reuse
+/// or clean).
+pub struct PullStaging(PathBuf);
+
+impl PullStaging {
+    pub fn enter(s: &IbiState) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = s.pull_staging();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the pull staging directory {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PullStaging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
 
 /// One step as plain data, so the flow reads as the list in [`plan`].
 pub struct IbiStep {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::{IbiState, IbiStep, shown};
+use super::{IbiState, IbiStep, PullStaging, shown};
 use crate::engine::{Check, Ctx, Kind};
 use crate::ibi::agent;
 use crate::ibi::options::PULL_SECRET;
@@ -350,10 +350,12 @@ fn pull_seed(ctx: &Ctx<'_>, s: &mut IbiState) -> Result<()> {
         .run_streaming(|_| {})
         .is_ok();
     if !exists {
+        let staging = PullStaging::enter(s)?;
         ctx.command("podman")
             .args(["pull", "--authfile"])
             .arg(s.live().join(PULL_SECRET))
             .arg(&img)
+            .env("TMPDIR", staging.path())
             .describe("pulling the seed image")
             .run_streaming(|l| ctx.progress().message(l.text))?;
     }
