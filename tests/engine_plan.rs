@@ -275,8 +275,7 @@ fn the_journal_has_moved_before_the_step_end_event_also_when_found_done() {
             .progress(progress)
             .run(&mut State::default());
         assert_ok(&s);
-        let seen = seen.lock().unwrap().clone();
-        seen
+        seen.lock().unwrap().clone()
     };
     let seen = watch(&root, fp("a"));
     assert!(
