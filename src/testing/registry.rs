@@ -72,6 +72,17 @@ impl LocalRegistry {
     /// Pushes `oci:LAYOUT:TAG` as `REPO:TAG`; returns the reference without
     /// `docker://`.
     pub fn push(&self, layout: &Path, tag: &str, repo: &str) -> Result<String> {
+        self.copy_in(layout, tag, repo, &[])
+    }
+
+    /// [`push`](Self::push) that keeps every digest (manifest and blobs)
+    /// as the layout has them, so images pulled by digest find them, or
+    /// fails.
+    pub fn push_preserving_digests(&self, layout: &Path, tag: &str, repo: &str) -> Result<String> {
+        self.copy_in(layout, tag, repo, &["--preserve-digests"])
+    }
+
+    fn copy_in(&self, layout: &Path, tag: &str, repo: &str, flags: &[&str]) -> Result<String> {
         let authfile = self.dir.path().join("push-auth.json");
         self.write_authfile(&authfile)?;
         let target = format!("{}/{repo}:{tag}", self.host());
@@ -79,7 +90,9 @@ impl LocalRegistry {
         src.push(layout);
         src.push(format!(":{tag}"));
         Cmd::new("skopeo")
-            .args(["copy", "--quiet", "--dest-authfile"])
+            .args(["copy", "--quiet"])
+            .args(flags)
+            .arg("--dest-authfile")
             .arg(&authfile)
             .arg("--dest-cert-dir")
             .arg(self.cert_dir())
@@ -88,6 +101,13 @@ impl LocalRegistry {
             .run()
             .context("pushing to the local registry")?;
         Ok(target)
+    }
+
+    /// The registry's storage directory (`docker/registry/v2/…`): another
+    /// registry whose `rootdirectory` is a copy of it serves the same
+    /// images under any address.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("storage")
     }
 
     /// How often the blob `digest` (`sha256:…`) was downloaded: GET

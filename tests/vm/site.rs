@@ -83,3 +83,20 @@ pub fn site_iso(work: &Path) -> PathBuf {
     );
     iso
 }
+
+/// Valid on its own (`create` accepts it), invalid for a seed without a
+/// proxy (both seeds of the VM tests): post-pivot must refuse it before
+/// changing anything.
+pub fn invalid_iso(work: &Path) -> PathBuf {
+    let cfg = site_config();
+    edit_yaml(&cfg.path().join("install-config.yaml"), |v| {
+        v["proxy"] = serde_json::json!({
+            "httpProxy": "http://192.168.122.1:3128",
+            "httpsProxy": "http://192.168.122.1:3128",
+            "noProxy": ".example.com",
+        });
+    });
+    let iso = work.join("invalid.iso");
+    create_config_image(cfg.path(), &iso);
+    iso
+}

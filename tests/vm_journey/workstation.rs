@@ -27,7 +27,7 @@ use crate::support::*;
 /// The factory's registry, in the live system (TLS and htpasswd).
 pub const REGISTRY: &str = "127.0.0.1:5000";
 pub const SEED_IMAGE: &str = "127.0.0.1:5000/openshift-kni/seed:4.16.0";
-pub const AGENT_IMAGE: &str = "127.0.0.1:5000/sprout/agent:journey";
+pub const AGENT_IMAGE: &str = "127.0.0.1:5000/sprout/agent:latest";
 /// The seed's address on the machine network the site shares.
 pub const SEED_IP: &str = "192.168.122.20";
 /// The target disk: RHCOS's 20 GiB plus the extra partition (sparse).
@@ -39,8 +39,12 @@ const LB_EXT: &str = "etc/kubernetes/static-pod-resources/kube-apiserver-certs/s
 pub struct Workstation {
     /// The 9p share: sprout, coreos-installer, vm-tests/guest/, journey/.
     pub share: PathBuf,
+    /// The factory registry's storage, an ext4 image (attached read-write).
+    pub registry_disk: PathBuf,
     pub install_iso: PathBuf,
     pub config_iso: PathBuf,
+    /// Valid for `create config-image`, not for this seed (a proxy).
+    pub invalid_config_iso: PathBuf,
     pub stateroot: String,
     /// The wall time of `create image` plus `create config-image`.
     pub create_time: Duration,
@@ -48,11 +52,32 @@ pub struct Workstation {
     pub seed_time: Duration,
 }
 
-/// An image the registry serves: its OCI layout and tag, where it goes.
+/// An image the registry serves: its OCI layout and tag, its repository.
 struct Pushed {
     layout: PathBuf,
     tag: String,
-    dest: String,
+    repo: String,
+}
+
+/// `host:port/repo:tag` → `repo`.
+fn repo_of(image: &str) -> String {
+    let path = image.split_once('/').map_or(image, |(_, p)| p);
+    path.rsplit_once(':').map_or(path, |(r, _)| r).to_string()
+}
+
+/// The bytes of the regular files below `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let md = fs::symlink_metadata(e.path()).unwrap();
+        if md.is_dir() {
+            total += dir_bytes(&e.path());
+        } else {
+            total += md.len();
+        }
+    }
+    total
 }
 
 pub fn prepare(os: &Path, share: &Path, work: &Path) -> Workstation {
@@ -91,7 +116,7 @@ pub fn prepare(os: &Path, share: &Path, work: &Path) -> Workstation {
     image_of(
         &work.join("agent-root"),
         &images.join("agent"),
-        Path::new(env!("CARGO_BIN_EXE_sprout")),
+        &share.join("sprout"),
         "/sprout",
         ImageConfig {
             entrypoint: vec!["/sprout".into()],
@@ -108,41 +133,49 @@ pub fn prepare(os: &Path, share: &Path, work: &Path) -> Workstation {
     fs::rename(&seed.oci_dir, images.join("seed")).unwrap();
     fs::write(dir.join("kargs"), spec.kernel_args.join("\n") + "\n").unwrap();
 
+    // The factory's registry is filled here, on the host, where a push
+    // takes seconds (in the TCG guest it took minutes): a registry on a
+    // free port takes the images with their digests, and its storage
+    // becomes the ext4 disk the guest's registry serves from.
     let pushes = [
         Pushed {
             layout: images.join("seed"),
             tag: TAG.into(),
-            dest: SEED_IMAGE.into(),
+            repo: repo_of(SEED_IMAGE),
         },
         Pushed {
             layout: images.join("etcd"),
             tag: "latest".into(),
-            dest: format!("{REGISTRY}/sprout-vm/etcd:3.4"),
+            repo: "sprout-vm/etcd".into(),
         },
         Pushed {
             layout: images.join("recert"),
             tag: "latest".into(),
-            dest: format!("{REGISTRY}/sprout-vm/recert-standin:latest"),
+            repo: "sprout-vm/recert-standin".into(),
         },
-        // Last: the install script starts `ibi` once it can pull this.
         Pushed {
             layout: images.join("agent"),
             tag: "latest".into(),
-            dest: AGENT_IMAGE.into(),
+            repo: repo_of(AGENT_IMAGE),
         },
     ];
-    let push_lines: String = pushes
-        .iter()
-        .map(|p| {
-            format!(
-                "oci:/share/journey/images/{}:{} {}\n",
-                p.layout.file_name().unwrap().to_string_lossy(),
-                p.tag,
-                p.dest
-            )
-        })
-        .collect();
-    fs::write(dir.join("push.list"), push_lines).unwrap();
+    let registry_disk = work.join("registry.raw");
+    {
+        let host = registry::LocalRegistry::start().unwrap();
+        for p in &pushes {
+            host.push_preserving_digests(&p.layout, &p.tag, &p.repo)
+                .unwrap_or_else(|e| panic!("pushing {}: {e:#}", p.layout.display()));
+        }
+        let bytes = dir_bytes(&host.storage());
+        let _ = fs::remove_file(&registry_disk);
+        run_ok(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-L", "registry", "-d"])
+                .arg(host.storage())
+                .arg(&registry_disk)
+                .arg(format!("{}k", (bytes + bytes / 4 + (256 << 20)) / 1024)),
+        );
+    }
 
     let reg = dir.join("registry");
     fs::create_dir_all(&reg).unwrap();
@@ -165,10 +198,13 @@ pub fn prepare(os: &Path, share: &Path, work: &Path) -> Workstation {
     let created = Instant::now();
     let install_iso = create_image(os, &reg, &secret, work);
     let config_iso = site::site_iso(work);
+    let invalid_config_iso = site::invalid_iso(work);
     Workstation {
         share: share.to_path_buf(),
+        registry_disk,
         install_iso,
         config_iso,
+        invalid_config_iso,
         stateroot,
         create_time: created.elapsed(),
         seed_time,

@@ -3,7 +3,7 @@
 //! scripts, systemd/, the seed's facts) and the config ISOs.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -132,21 +132,6 @@ fn seed() -> SeedClusterInfo {
         machine_networks: vec![MACHINE_NETWORK.into()],
         ..Default::default()
     }
-}
-
-/// Valid on its own (`create` accepts it), invalid for this seed.
-fn invalid_iso(work: &Path) -> PathBuf {
-    let cfg = site_config();
-    edit_yaml(&cfg.path().join("install-config.yaml"), |v| {
-        v["proxy"] = serde_json::json!({
-            "httpProxy": "http://192.168.122.1:3128",
-            "httpsProxy": "http://192.168.122.1:3128",
-            "noProxy": ".example.com",
-        });
-    });
-    let iso = work.join("invalid.iso");
-    create_config_image(cfg.path(), &iso);
-    iso
 }
 
 impl Env {
