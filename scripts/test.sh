@@ -26,10 +26,10 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 second=()
 for name in "${second_lane[@]}"; do second+=(--test "$name"); done
-cargo test "${second[@]}" >"$log" 2>&1 &
+cargo test --no-fail-fast "${second[@]}" >"$log" 2>&1 &
 second_pid=$!
 first_status=0
-cargo test --lib --bins --examples --benches "${first_lane[@]}" || first_status=$?
+cargo test --no-fail-fast --lib --bins --examples --benches "${first_lane[@]}" || first_status=$?
 second_status=0
 wait "$second_pid" || second_status=$?
 echo "=== second lane: cargo test ${second[*]} ==="

@@ -339,8 +339,15 @@ fn an_ordinary_user_gets_the_same_transaction() {
     for n in names(d.path()) {
         chown(&d.path().join(n));
     }
+    // The binary where that user can run it: the target directory may be
+    // below root's home (CI keeps it in ~/.cache), which others cannot
+    // enter.
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("sprout");
+    std::fs::copy(env!("CARGO_BIN_EXE_sprout"), &bin).unwrap();
     for _ in 0..2 {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sprout"));
+        let mut cmd = Command::new(&bin);
         // std drops the supplementary groups when root sets the uid.
         cmd.args(["create", "config-image", "--dir"])
             .arg(d.path())
