@@ -5,9 +5,9 @@
 #   scripts/test.sh              everything, in two lanes (below)
 #   scripts/test.sh ARGS...      cargo test --all-targets ARGS... (one lane)
 #
-# The journey's VM tests (vm_journey, about half of the VM time) and
-# vm_coreos_like run in a second lane beside the rest of the suite: a TCG
-# guest has one vCPU, so each lane keeps one core busy. The second lane's
+# The journey's VM tests (vm_journey) and post-pivot's (vm_postpivot), about
+# half of the VM time, run in a second lane beside the rest of the suite: a
+# TCG guest has one vCPU, so each lane keeps one core busy. The second lane's
 # output is printed after the first's; the script fails if either failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ bash scripts/setup.sh
 if [ $# -gt 0 ]; then
   exec cargo test --all-targets "$@"
 fi
-second_lane=(vm_journey vm_coreos_like)
+second_lane=(vm_journey vm_postpivot)
 cargo test --all-targets --no-run --quiet
 first_lane=()
 for f in tests/*.rs; do
