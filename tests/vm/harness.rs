@@ -162,6 +162,25 @@ pub fn partition_image(disk: &Path, name: &str, out: &Path) {
     );
 }
 
+/// The file `path` in the ext4 file system of `disk`'s partition named
+/// `name`, read with debugfs in place (no copy of the partition); `None`
+/// when it is not there.
+pub fn read_on_partition(disk: &Path, name: &str, path: &str) -> Option<Vec<u8>> {
+    let table: serde_json::Value =
+        serde_json::from_slice(&run_ok(Command::new("sfdisk").arg("--json").arg(disk))).unwrap();
+    let start = table["partitiontable"]["partitions"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)?["start"]
+        .as_u64()?;
+    let o = Command::new("debugfs")
+        .args(["-R", &format!("cat {path}")])
+        .arg(format!("{}?offset={}", disk.display(), start * 512))
+        .output()
+        .unwrap();
+    (o.status.success() && !o.stdout.is_empty()).then_some(o.stdout)
+}
+
 /// A deployment's boot entry, kernel and initramfs, read from the boot
 /// partition of an installed disk with debugfs.
 pub struct BootEntry {

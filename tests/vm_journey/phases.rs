@@ -200,13 +200,34 @@ impl Journey {
         spec.shares.push(("coreos-like".into(), self.os.clone()));
         let run = self.boot(label, &spec);
         // ibi powers the machine off at the end, which stops the scenario
-        // with everything else: a clean power-off after the scenario's
-        // "ibi succeeded" note is the pass.
-        let powered_off = run.line("ibi succeeded").is_some()
-            && run.console.contains("reboot: Power down")
-            && matches!(run.verdict, Verdict::Silent(_));
-        if !powered_off {
-            self.verdict(phase, &run)?;
+        // with everything else (often before it can say anything): after
+        // a clean power-off the verdict is the report ibi left on the
+        // disk it installed.
+        let powered_off =
+            matches!(run.verdict, Verdict::Silent(_)) && run.console.contains("reboot: Power down");
+        let report = powered_off
+            .then(|| read_on_partition(&self.target, "root", "/var/lib/sprout/ibi-report.json"))
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        match report {
+            Some(r) if r["outcome"] == "succeeded" => {
+                say(&format!(
+                    "{}: {label}: powered off by ibi; its report on the disk says succeeded",
+                    self.name
+                ));
+            }
+            Some(r) => {
+                return Err(PhaseFailure {
+                    phase,
+                    reason: format!(
+                        "the machine powered off, but ibi's report says {} at step {}",
+                        r["outcome"], r["failed_step"]
+                    ),
+                    excerpt: excerpt(&run),
+                    logs: run.dir.clone(),
+                });
+            }
+            None => self.verdict(phase, &run)?,
         }
         self.rows.push(Row {
             phase: "factory",

@@ -16,12 +16,13 @@
 unit=install-rhcos-and-restore-seed.service
 target="$SPROUT_VM_TARGET"
 
-# The verdict of a success is the power-off itself: this script says when
-# ibi's report on the target says succeeded, then ibi powers the machine
-# off (`shutdown: true`), which stops this script with the rest; the host
-# takes a clean power-off after that note as the pass (tests/vm_journey/
-# phases.rs). A trap on SIGTERM printing the verdict lost the race with
-# the shutdown.
+# The verdict of a success is not this script's: ibi powers the machine
+# off (`shutdown: true`) right after writing its report, which stops this
+# script with the rest, usually before it can say anything (a trap on
+# SIGTERM lost that race, and so did polling the report). After a clean
+# power-off the host reads the report from the installed disk
+# (tests/vm_journey/phases.rs); a failure of the unit is this script's
+# verdict at once.
 
 # What Ignition wrote from the ISO's config.
 for f in /var/tmp/ibi-configuration.json /var/tmp/pull-secret.json \
