@@ -164,10 +164,17 @@ pub fn partition_image(disk: &Path, name: &str, out: &Path) {
 
 /// The file `path` in the ext4 file system of `disk`'s partition named
 /// `name`, read with debugfs in place (no copy of the partition); `None`
-/// when it is not there.
+/// when it is not there (also when the disk has no partition table yet).
 pub fn read_on_partition(disk: &Path, name: &str, path: &str) -> Option<Vec<u8>> {
-    let table: serde_json::Value =
-        serde_json::from_slice(&run_ok(Command::new("sfdisk").arg("--json").arg(disk))).unwrap();
+    let o = Command::new("sfdisk")
+        .arg("--json")
+        .arg(disk)
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        return None;
+    }
+    let table: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
     let start = table["partitiontable"]["partitions"]
         .as_array()?
         .iter()
