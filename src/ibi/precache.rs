@@ -131,8 +131,6 @@ pub fn threads() -> usize {
         .unwrap_or(DEFAULT_THREADS)
 }
 
-/// Pulls `images`; writes the status after each. `Err` when some failed
-/// and `best_effort` is not set.
 /// Where [`pull_all`] reads and writes.
 pub struct Paths<'a> {
     /// The pull secret.
@@ -143,6 +141,8 @@ pub struct Paths<'a> {
     pub staging: &'a Path,
 }
 
+/// Pulls `images`; writes the status after each. `Err` when some failed
+/// and `best_effort` is not set.
 pub fn pull_all(
     ctx: &Ctx<'_>,
     images: &[String],
