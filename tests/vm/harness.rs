@@ -137,21 +137,32 @@ pub fn run_ok(cmd: &mut Command) -> Vec<u8> {
     o.stdout
 }
 
+/// The first sector and the size in sectors of `disk`'s GPT partition
+/// named `name`: `Err` with what sfdisk said or saw when there is none
+/// (also when the disk has no partition table yet).
+fn partition_extent(disk: &Path, name: &str) -> Result<(u64, u64), String> {
+    let o = Command::new("sfdisk")
+        .arg("--json")
+        .arg(disk)
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+    }
+    let table: serde_json::Value =
+        serde_json::from_slice(&o.stdout).map_err(|e| format!("sfdisk --json: {e}"))?;
+    table["partitiontable"]["partitions"]
+        .as_array()
+        .and_then(|parts| parts.iter().find(|p| p["name"] == name))
+        .and_then(|p| Some((p["start"].as_u64()?, p["size"].as_u64()?)))
+        .ok_or_else(|| format!("no partition named {name}: {table}"))
+}
+
 /// The file system of the GPT partition named `name` in `disk`, copied
 /// out to a file (the host kernel reads no partition tables of files).
 pub fn partition_image(disk: &Path, name: &str, out: &Path) {
-    let table: serde_json::Value =
-        serde_json::from_slice(&run_ok(Command::new("sfdisk").arg("--json").arg(disk))).unwrap();
-    let part = table["partitiontable"]["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("{} has no partition named {name}: {table}", disk.display()));
-    let (start, size) = (
-        part["start"].as_u64().unwrap(),
-        part["size"].as_u64().unwrap(),
-    );
+    let (start, size) =
+        partition_extent(disk, name).unwrap_or_else(|e| panic!("{}: {e}", disk.display()));
     run_ok(
         Command::new("dd")
             .arg(format!("if={}", disk.display()))
@@ -166,20 +177,7 @@ pub fn partition_image(disk: &Path, name: &str, out: &Path) {
 /// `name`, read with debugfs in place (no copy of the partition); `None`
 /// when it is not there (also when the disk has no partition table yet).
 pub fn read_on_partition(disk: &Path, name: &str, path: &str) -> Option<Vec<u8>> {
-    let o = Command::new("sfdisk")
-        .arg("--json")
-        .arg(disk)
-        .output()
-        .unwrap();
-    if !o.status.success() {
-        return None;
-    }
-    let table: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
-    let start = table["partitiontable"]["partitions"]
-        .as_array()?
-        .iter()
-        .find(|p| p["name"] == name)?["start"]
-        .as_u64()?;
+    let (start, _) = partition_extent(disk, name).ok()?;
     let o = Command::new("debugfs")
         .args(["-R", &format!("cat {path}")])
         .arg(format!("{}?offset={}", disk.display(), start * 512))
