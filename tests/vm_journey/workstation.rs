@@ -65,21 +65,6 @@ fn repo_of(image: &str) -> String {
     path.rsplit_once(':').map_or(path, |(r, _)| r).to_string()
 }
 
-/// The bytes of the regular files below `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for e in fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let md = fs::symlink_metadata(e.path()).unwrap();
-        if md.is_dir() {
-            total += dir_bytes(&e.path());
-        } else {
-            total += md.len();
-        }
-    }
-    total
-}
-
 pub fn prepare(os: &Path, share: &Path, work: &Path) -> Workstation {
     let started = Instant::now();
     let dir = share.join("journey");
@@ -88,7 +73,9 @@ pub fn prepare(os: &Path, share: &Path, work: &Path) -> Workstation {
     fs::copy(std::env::current_exe().unwrap(), &helper).unwrap();
     run_ok(Command::new("strip").arg(&helper));
 
-    let images = dir.join("images");
+    // The OCI layouts stay on the host: the guest gets them from the
+    // registry's disk below.
+    let images = work.join("images");
     let etcd = image_of(
         &work.join("etcd-root"),
         &images.join("etcd"),
@@ -166,14 +153,14 @@ pub fn prepare(os: &Path, share: &Path, work: &Path) -> Workstation {
             host.push_preserving_digests(&p.layout, &p.tag, &p.repo)
                 .unwrap_or_else(|e| panic!("pushing {}: {e:#}", p.layout.display()));
         }
-        let bytes = dir_bytes(&host.storage());
         let _ = fs::remove_file(&registry_disk);
+        // 4 GiB, sparse: several times what the images take.
         run_ok(
             Command::new("mkfs.ext4")
                 .args(["-q", "-F", "-L", "registry", "-d"])
                 .arg(host.storage())
                 .arg(&registry_disk)
-                .arg(format!("{}k", (bytes + bytes / 4 + (256 << 20)) / 1024)),
+                .arg("4G"),
         );
     }
 
